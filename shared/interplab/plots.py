@@ -1,0 +1,49 @@
+"""Matplotlib figures the notebooks share: static pictures that survive GitHub preview and PDF export.
+
+Each function draws on ``ax`` when given (so notebooks can compose panels) and returns the Axes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _axes(ax, figsize=(6, 5)):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def attention_heatmap(att, layer: int, head: int, ax=None, cmap: str = "viridis"):
+    """Attention of one head as a query x key heatmap with the tokens on both axes."""
+    a = np.asarray(att.attentions)
+    if not (0 <= layer < a.shape[0] and 0 <= head < a.shape[1]):
+        raise IndexError(f"layer {layer}, head {head} out of range for {a.shape[0]} layers x {a.shape[1]} heads")
+    ax = _axes(ax, figsize=(0.35 * len(att.tokens) + 2, 0.35 * len(att.tokens) + 1.5))
+    im = ax.imshow(a[layer, head], cmap=cmap, vmin=0, vmax=1)
+    ax.set_xticks(range(len(att.tokens)), att.tokens, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(att.tokens)), att.tokens, fontsize=8)
+    ax.set_xlabel("attends to (key)")
+    ax.set_ylabel("token (query)")
+    ax.set_title(f"layer {layer}, head {head}")
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return ax
+
+
+def score_heatmap(scores, title: str = "", ax=None, cmap: str = "magma", vmin=None, vmax=None, fmt: str = ".2f"):
+    """A layers x heads table of scores (a DataFrame from ``head_scores``/``entropy``) as an annotated heatmap."""
+    values = np.asarray(scores, dtype=float)
+    ax = _axes(ax, figsize=(0.55 * values.shape[1] + 2, 0.45 * values.shape[0] + 1.5))
+    im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(values.shape[1]))
+    ax.set_yticks(range(values.shape[0]))
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(title)
+    if values.size <= 400:
+        mid = np.nanmean(values)
+        for (i, j), v in np.ndenumerate(values):
+            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7, color="white" if v < mid else "black")
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return ax
