@@ -28,7 +28,7 @@ demo: $(STAMP)
 	$(BIN)/interplab gallery --out build/gallery
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	INTERPLAB_CACHE=$(CURDIR)/build/test-cache $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -14,10 +14,12 @@ SHARED_DATA = Path(os.environ.get("INTERPLAB_TEST_DATA", ROOT.parent / "shared" 
 
 @pytest.fixture(autouse=True, scope="session")
 def _session_cache(tmp_path_factory):
-    """The test session uses its own kit cache (never the user's); a test that needs an empty one
-    sets INTERPLAB_CACHE itself with monkeypatch."""
+    """Tests never use the user's cache: `make test` points INTERPLAB_CACHE at build/test-cache (shared
+    with the nbval run, so toy models train once); otherwise a temporary folder. A test that needs an
+    empty cache sets INTERPLAB_CACHE itself with monkeypatch."""
     old = os.environ.get("INTERPLAB_CACHE")
-    os.environ["INTERPLAB_CACHE"] = str(tmp_path_factory.mktemp("interplab-cache"))
+    if not old:
+        os.environ["INTERPLAB_CACHE"] = str(tmp_path_factory.mktemp("interplab-cache"))
     yield
     if old is None:
         os.environ.pop("INTERPLAB_CACHE", None)
