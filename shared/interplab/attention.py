@@ -196,3 +196,23 @@ def model_view(att: AttentionResult, layers: list[int] | None = None, heads: lis
     args.update(include_layers=layers, include_heads=heads)
     html = _mv(**args, html_action="return").data
     return HTMLView(offline_html(html), title=f"Model view - {att.model_name}")
+
+
+def scores_over(model, tokenizer, texts: list[str], kind: str = "previous_token") -> "pd.DataFrame":
+    """``head_scores`` averaged over many texts: a head that does X on one sentence may be luck;
+    a head that does X on every sentence is a finding. Texts where the score is undefined
+    (e.g. no repeated word for ``same_token``) are skipped."""
+    from tqdm.auto import tqdm
+
+    tables = []
+    for text in tqdm(list(texts), desc=f"{kind} scores", unit="text", leave=False):
+        try:
+            tables.append(head_scores(get_attention(model, tokenizer, text), kind))
+        except ValueError as exc:
+            if "text is empty" in str(exc):
+                raise
+    if not tables:
+        raise ValueError(f"no text gave a {kind} score")
+    out = sum(tables) / len(tables)
+    out.attrs["n_texts"] = len(tables)
+    return out
