@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from pathlib import Path
 
 from . import config
 from .notebooks import catalogue
+
+
+_CDN_REQUIRE = re.compile(r'<script[^>]+src="https://[^"]*require(?:\.min)?\.js"[^>]*>\s*</script>')
 
 
 @dataclass
@@ -49,6 +53,8 @@ def execute(path: Path, out_dir: Path, timeout: int = 900) -> Result:
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / path.name)
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    # The kit's views carry their own scripts; nbconvert's require.js from a CDN is not needed offline.
+    body = _CDN_REQUIRE.sub("", body)
     (out_dir / f"{path.stem}.html").write_text(body, encoding="utf-8")
     return Result(str(path.name), title, not error, seconds, error)
 
