@@ -216,3 +216,45 @@ def scores_over(model, tokenizer, texts: list[str], kind: str = "previous_token"
     out = sum(tables) / len(tables)
     out.attrs["n_texts"] = len(tables)
     return out
+
+
+def _word_token(text: str, word: str, offsets) -> int:
+    """Index of the first token of the first whole-word occurrence of ``word`` in ``text``."""
+    m = re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text)
+    if m is None:
+        raise ValueError(f"word {word!r} not found in {text!r}")
+    for i, (s, e) in enumerate(offsets):
+        if e > s and s <= m.start() < e:
+            return i
+    raise ValueError(f"word {word!r} was truncated away in {text!r}")
+
+
+def relation_scores(model, tokenizer, items, source: str = "source", target: str = "target", text: str = "text") -> "pd.DataFrame":
+    """Mean attention from a ``source`` word to a ``target`` word, per head, over many sentences.
+
+    ``items`` is a DataFrame (or list of dicts) with a sentence and the two words, e.g. a verb and
+    its subject. The result (layers x heads) has ``attrs["control"]``: the same score with the
+    target replaced by every other word of the sentence, so a head that attends to everything
+    does not look like a syntax head.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    rows = items.to_dict("records") if hasattr(items, "to_dict") else list(items)
+    if not rows:
+        raise ValueError("no sentences given")
+    hits, controls = [], []
+    for row in tqdm(rows, desc="relation scores", unit="sentence", leave=False):
+        att = get_attention(model, tokenizer, row[text])
+        offsets = tokenizer(row[text], return_offsets_mapping=True, truncation=True, max_length=len(att.tokens))["offset_mapping"]
+        i, j = _word_token(row[text], row[source], offsets), _word_token(row[text], row[target], offsets)
+        others = [k for k, (s, e) in enumerate(offsets) if e > s and k not in (i, j) and not att.special_mask[k]]
+        hits.append(att.attentions[:, :, i, j])
+        if others:
+            controls.append(att.attentions[:, :, i, others].mean(-1))
+    idx = pd.RangeIndex(hits[0].shape[0], name="layer")
+    cols = pd.RangeIndex(hits[0].shape[1], name="head")
+    out = pd.DataFrame(np.mean(hits, axis=0), index=idx, columns=cols)
+    out.attrs["control"] = pd.DataFrame(np.mean(controls, axis=0), index=idx, columns=cols) if controls else None
+    out.attrs["n"] = len(hits)
+    return out

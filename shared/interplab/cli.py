@@ -12,7 +12,9 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "gallery": ("interplab.gallery", "cli", "execute every notebook headless and write build/gallery/index.html"),
+    "new": ("interplab.starters", "cli", "copy a starter into a new team folder (interplab new --list)"),
     "notebooks": ("interplab.notebooks", "cli", "list the kit's notebooks, or check/sync their setup cells and badges"),
+    "run-csv": ("interplab.lm.csvrun", "cli", "fill the Output column of a CSV of prompts with a model's answers"),
 }
 
 

@@ -1,0 +1,79 @@
+"""`interplab new`: every starter copies into a folder that runs on its own."""
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from interplab import cli, notebooks, starters
+
+ROOT = Path(__file__).resolve().parents[1]
+ON_DISK = sorted(p.name for p in (ROOT / "starters").iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def test_every_starter_has_metadata_and_is_listed(capsys):
+    names = [s.name for s in starters.available()]
+    assert names == ON_DISK, "every folder in starters/ needs a starter.toml"
+    assert cli.main(["new", "--list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    for s in starters.available():
+        line = next(l for l in out if l.startswith(s.name))
+        assert s.summary in line
+        assert (ROOT / s.builds_on).is_file(), f"{s.name} builds on missing {s.builds_on}"
+        assert s.smoke, f"{s.name} has no smoke command for the tests"
+
+
+def test_every_starter_is_in_the_readme_table():
+    starter_cells = " ".join(e.starter for e in notebooks.catalogue())
+    for name in ON_DISK:
+        assert f"starters/{name}" in starter_cells, f"starter {name} is missing from README.md's notebook table"
+
+
+def test_new_creates_a_self_contained_folder(tmp_path):
+    name = ON_DISK[0]
+    dest = starters.new(tmp_path / "my-team", name)
+    src = ROOT / "starters" / name
+    for f in src.iterdir():
+        if f.name not in ("results", "__pycache__", "requirements.txt"):
+            assert (dest / f.name).exists(), f.name
+    req = (dest / "requirements.txt").read_text()
+    assert re.search(r"^interplab @ git\+https://github\.com/\S+@\S+$", req, re.M), req
+    gi = (dest / ".gitignore").read_text().splitlines()
+    assert ".env" in gi and "__pycache__/" in gi
+    assert (dest / "results").is_dir() and not any(p.name != ".gitkeep" for p in (dest / "results").iterdir())
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_new_refuses_to_overwrite(tmp_path, capsys):
+    dest = tmp_path / "team"
+    dest.mkdir()
+    (dest / "notes.md").write_text("our work")
+    assert cli.main(["new", str(dest), "--starter", ON_DISK[0]]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert [p.name for p in dest.iterdir()] == ["notes.md"] and (dest / "notes.md").read_text() == "our work"
+
+
+def test_unknown_starter_lists_the_names(tmp_path, capsys):
+    assert cli.main(["new", str(tmp_path / "t"), "--starter", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown starter 'nope'" in err and ON_DISK[0] in err
+    assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ON_DISK)
+def test_starter_runs_where_it_was_copied(name, tmp_path):
+    dest = starters.new(tmp_path / name, name)
+    for cmd in starters.get(name).smoke:
+        args = shlex.split(cmd)
+        if args[0] == "nbval":
+            args = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-q", *args[1:]]
+        elif args[0] == "python":
+            args = [sys.executable, *args[1:]]
+        elif args[0] == "Rscript":
+            if not __import__("shutil").which("Rscript"):
+                pytest.skip("R is not installed (apt-get install r-base-core)")
+        proc = subprocess.run(args, cwd=dest, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, f"{cmd} failed in a fresh copy:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
