@@ -39,7 +39,14 @@ _SUBMODULES = {
     "starters",
 }
 
-__all__ = sorted(_SUBMODULES) + ["__version__"]
+__all__ = sorted(_SUBMODULES) + ["__version__", "explore"]
+
+
+def explore(model, text, *args, **kwargs):
+    """The model-internals explorer (see ``interplab.explorer.explore``)."""
+    from .explorer import explore as _explore
+
+    return _explore(model, text, *args, **kwargs)
 
 
 def __getattr__(name: str):
