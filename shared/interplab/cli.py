@@ -11,6 +11,7 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "datasets": ("interplab.data", "cli", "list the kit's datasets, show one's schema and card, or download it from the hub"),
     "gallery": ("interplab.gallery", "cli", "execute every notebook headless and write build/gallery/index.html"),
     "new": ("interplab.starters", "cli", "copy a starter into a new team folder (interplab new --list)"),
     "notebooks": ("interplab.notebooks", "cli", "list the kit's notebooks, or check/sync their setup cells and badges"),

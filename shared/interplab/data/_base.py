@@ -1,0 +1,258 @@
+"""Plumbing shared by the dataset loaders: where a table comes from, how files are read, how it is labelled.
+
+Every loader resolves ``source`` the same way (:func:`resolve`):
+
+* ``"sample"``: the project-written sample bundled in ``interplab/data/samples/``;
+* ``"hub"``: the pinned Hugging Face Hub file (cache first, download if allowed), else an error;
+* ``"auto"``: like ``"hub"``, but when the hub cannot be reached (offline, nothing cached) it logs
+  ONE line on the ``interplab.data`` logger and returns the sample;
+* anything else: a local file or folder in the dataset's original format.
+
+Files are parsed completely before a DataFrame is built, so a truncated or corrupt file raises
+:class:`CorruptFileError` and never yields half a table; a corrupt hub file is removed from the
+cache and fetched once more.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+log = logging.getLogger("interplab.data")
+
+SOURCES = ("auto", "hub", "sample")
+
+
+class DatasetError(ValueError):
+    """A dataset request that cannot be served (unknown name, split or option)."""
+
+
+class CorruptFileError(ValueError):
+    """A data file is truncated or malformed; nothing was parsed from it."""
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """One pinned file in a Hugging Face dataset repo (sha256 where a public source states it)."""
+
+    repo_id: str
+    filename: str
+    revision: str
+    sha256: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"hub:{self.repo_id}@{self.revision[:7]}/{self.filename}"
+
+
+# ---------------------------------------------------------------- samples
+
+def sample_path(*parts: str) -> Path:
+    """Path of a bundled sample file (inside the installed package, so it works from a wheel too)."""
+    return Path(__file__).resolve().parent.joinpath("samples", *parts)
+
+
+def mark(df, *, dataset: str, split: str | None, source: str, sample: bool, license: str = "",
+         description: str = "", **extra):
+    """Attach provenance to ``df.attrs``; sample frames become :class:`SampleFrame` (a banner when shown)."""
+    if sample:
+        from ._frame import SampleFrame
+
+        df = SampleFrame(df)
+        banner = description or (f"SAMPLE of {dataset}" + (f" ({split})" if split else "")
+                                 + f": {len(df)} project-written rows in the real schema, not the real dataset")
+        df.attrs["banner"] = banner
+        df.attrs["description"] = banner
+    else:
+        df.attrs["description"] = description or f"{dataset}" + (f" ({split})" if split else "") + f" from {source}"
+    df.attrs.update({"dataset": dataset, "split": split, "source": source, "sample": bool(sample), "license": license})
+    df.attrs.update(extra)
+    return df
+
+
+# ---------------------------------------------------------------- readers (all-or-nothing)
+
+def _open_text(path: Path):
+    """Text handle for a plain or gzip file (decided by magic bytes), BOM stripped."""
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return open(path, "r", encoding="utf-8-sig")
+
+
+def read_text(path: Path) -> str:
+    try:
+        with _open_text(path) as f:
+            return f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise CorruptFileError(f"{path}: truncated or corrupt file ({type(exc).__name__}: {exc}); nothing was loaded") from exc
+    except UnicodeDecodeError as exc:
+        raise CorruptFileError(f"{path}: not UTF-8 text ({exc}); nothing was loaded") from exc
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Every record of a JSON-lines file (plain or .gz); a bad line raises with its line number."""
+    rows = []
+    for i, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise CorruptFileError(f"{path}: line {i} is not valid JSON ({exc.msg}); nothing was loaded") from exc
+    return rows
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise CorruptFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); nothing was loaded") from exc
+
+
+def read_csv(path: Path, **kwargs):
+    """pandas.read_csv on a plain or gzip CSV, tolerant of a UTF-8 BOM, strict about truncation."""
+    import io
+
+    import pandas as pd
+
+    text = read_text(path)
+    try:
+        return pd.read_csv(io.StringIO(text), **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise CorruptFileError(f"{path}: malformed CSV ({exc}); nothing was loaded") from exc
+
+
+def read_parquet(path: Path):
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for truncated files
+        raise CorruptFileError(f"{path}: truncated or corrupt parquet ({type(exc).__name__}: {exc}); nothing was loaded") from exc
+
+
+def local_path(source, name: str) -> Path:
+    path = Path(os.fspath(source)).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{name}: local path {str(path)!r} does not exist "
+                                f"(source must be 'auto', 'hub', 'sample' or an existing file/folder)")
+    return path
+
+
+def find_file(folder: Path, candidates: list[str], name: str, what: str) -> Path:
+    """First of ``candidates`` (relative names) that exists under ``folder``."""
+    for c in candidates:
+        if (folder / c).is_file():
+            return folder / c
+    raise FileNotFoundError(f"{name}: no {what} file in {folder} (looked for {', '.join(candidates)})")
+
+
+# ---------------------------------------------------------------- hub
+
+def _remove_cached(path: Path) -> None:
+    for p in {path, path.resolve()}:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def fetch_parse(spec: HubFile, parse: Callable[[Path], object]):
+    """Fetch ``spec`` through :func:`interplab.hub.fetch` and parse it; a file that fails to parse
+    (truncated download, bad gzip) is removed from the cache and fetched once more."""
+    from .. import hub
+
+    path = hub.fetch(spec.repo_id, spec.filename, revision=spec.revision, sha256=spec.sha256)
+    try:
+        return parse(path)
+    except CorruptFileError as exc:
+        log.warning("%s: cached file is corrupt (%s); removing it and fetching again", spec.label, str(exc)[:120])
+        _remove_cached(path)
+        path = hub.fetch(spec.repo_id, spec.filename, revision=spec.revision, sha256=spec.sha256)
+        return parse(path)
+
+
+def is_cached(spec: HubFile) -> bool:
+    """True when the pinned file is in the Hugging Face cache (no network call)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        hit = try_to_load_from_cache(spec.repo_id, spec.filename, revision=spec.revision, repo_type="dataset")
+    except Exception:
+        return False
+    return isinstance(hit, str) and Path(hit).is_file()
+
+
+def fallback_note(name: str, split: str | None, reason: str, df, what: str = "project-written SAMPLE") -> None:
+    """The ONE line logged when ``auto`` falls back to the bundled sample."""
+    n = len(df) if hasattr(df, "__len__") else "?"
+    log.warning("%s%s: %s; fell back to the bundled %s (%s rows)", name, f" [{split}]" if split else "", reason, what, n)
+
+
+def _hub_errors() -> tuple[type[Exception], ...]:
+    """Hub answers that mean "this pinned file is not there" (moved repo, wrong name): auto falls back."""
+    try:
+        from huggingface_hub import errors
+    except ImportError:  # pragma: no cover
+        return ()
+    return tuple(getattr(errors, n) for n in ("EntryNotFoundError", "RepositoryNotFoundError",
+                                              "RevisionNotFoundError", "HfHubHTTPError") if hasattr(errors, n))
+
+
+def _reason(exc: Exception) -> str:
+    from ..hub import OfflineError
+
+    if isinstance(exc, OfflineError):
+        text = str(exc)
+        if "checksum" in text:
+            return "cached hub file failed its checksum and the hub is unreachable"
+        return "hub unreachable and file not cached" if "not in the Hugging Face cache" in text else f"hub unreachable ({text[:80]})"
+    if isinstance(exc, CorruptFileError):
+        return f"hub file unusable ({str(exc)[:80]})"
+    return f"hub file not available ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})"
+
+
+def resolve(name: str, split: str | None, source, *, hub: Callable[[], object] | None,
+            sample: Callable[[], object], local: Callable[[Path], object], note: bool = True,
+            what: str = "project-written SAMPLE"):
+    """Return ``(table, origin, reason)``; origin is "hub", "sample" or "local"; reason says why a
+    fallback happened ("" otherwise). With ``note`` the fallback is logged in one line."""
+    from ..hub import OfflineError
+
+    if isinstance(source, str) and source in SOURCES:
+        if source == "sample":
+            return sample(), "sample", ""
+        if hub is None:
+            if source == "hub":
+                raise DatasetError(f"{name}: split {split!r} has no copy on the Hugging Face Hub; "
+                                   "use source='sample' or a local path")
+            df, reason = sample(), "no copy on the Hugging Face Hub"
+        elif source == "hub":
+            return hub(), "hub", ""
+        else:
+            try:
+                return hub(), "hub", ""
+            except (OfflineError, CorruptFileError, *_hub_errors()) as exc:
+                df, reason = sample(), _reason(exc)
+        if note:
+            fallback_note(name, split, reason, df, what)
+        return df, "sample", reason
+    if source is None or not isinstance(source, (str, os.PathLike)):
+        raise DatasetError(f"{name}: source must be 'auto', 'hub', 'sample' or a local path, got {source!r}")
+    return local(local_path(source, name)), "local", ""
+
+
+def check_split(name: str, split: str | None, splits: tuple[str, ...], default: str) -> str:
+    split = default if split is None else split
+    if split not in splits:
+        raise DatasetError(f"{name}: unknown split {split!r}; splits: {', '.join(splits)}")
+    return split
