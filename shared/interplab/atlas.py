@@ -1,0 +1,511 @@
+"""Activation atlases and a neuron explorer, for images (the MNIST MLP of ``interplab.graph``) and text
+(any BERT-style encoder, e.g. the embedded MiniLM).
+
+    acts = mlp_activations(model, test_df)                  # [N, 500] hidden ReLU activations
+    xy = layout(acts)                                       # 2-D: UMAP if installed, else t-SNE
+    atlas = grid_atlas(xy, grid=12)                         # every example in a grid cell
+    plot_image_atlas(atlas, images)                         # each cell: the average input of its examples
+    show_top_images(images, acts, neuron=17)                # a neuron's top-k activating inputs
+    fv = visualize_neuron(model, neuron=17)                 # feature visualization by gradient ascent
+
+    ta = text_activations(encoder, tokenizer, sentences)    # per-token FFN neurons + pooled sentence vectors
+    text_atlas_view(grid_atlas(layout(ta.pooled)), ta)      # each cell: its most typical sentence (HTML)
+    highlight_tokens(ta, neuron=123)                        # top sentences, tokens shaded by activation
+
+The simple atlas of the Activation Atlas article (Carter et al., 2019): lay activation vectors out
+in 2-D, cut the plane into a grid, and show what each cell's examples have in common. Here the
+check that a cell means something is ``cell_separation``: a cell's examples should lie nearer (in
+activation space, not in the 2-D picture) to their own cell's mean activation than to other cells'.
+All views render offline (matplotlib figures, or HTML with no scripts).
+"""
+from __future__ import annotations
+
+import html as _html
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .html import HTMLView
+
+
+@contextmanager
+def limit_threads(n: int | None = 1):
+    """Run torch and BLAS/OpenMP (t-SNE) on ``n`` threads inside the block (``None``: leave them alone).
+
+    For work this small one thread is as fast as several on an idle laptop and up to ten times faster
+    on a busy shared machine, where threads wait on each other.
+    """
+    if not n:
+        yield
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        with threadpool_limits(int(n)):
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
+# --------------------------------------------------------------------------------------------- activations
+def mlp_activations(model, images, layer: int = 1) -> np.ndarray:
+    """Post-ReLU activations ``[N, units]`` of hidden layer ``layer`` (1 = first) of an ``interplab.graph`` MLP.
+
+    ``images`` are in the training data's units (a DataFrame with ``image``, a list or an array).
+    """
+    import torch
+    from torch import nn
+
+    from .graph import images_to_tensor
+
+    x = images_to_tensor(images, model.input_scale, model.image_shape)
+    relus = [i for i, m in enumerate(model) if isinstance(m, nn.ReLU)]
+    if not 1 <= layer <= len(relus):
+        raise IndexError(f"the model has {len(relus)} hidden layer(s); layer must be 1..{len(relus)}, got {layer}")
+    with torch.no_grad():
+        return model[: relus[layer - 1] + 1](x).numpy()
+
+
+@dataclass
+class TextActivations:
+    """Activations of an encoder over sentences at one layer.
+
+    ``tokens[i]`` are sentence i's word pieces (special tokens dropped); ``neurons[i]`` is
+    ``[len(tokens[i]), d_ff]``: the layer's feed-forward neurons (after GELU) per token;
+    ``pooled`` is ``[N, d_model]``: the layer's output mean-pooled over tokens (the sentence vector).
+    """
+
+    sentences: list[str]
+    tokens: list[list[str]]
+    neurons: list[np.ndarray]
+    pooled: np.ndarray
+    layer: int
+    model_name: str = ""
+    offsets: list[list[tuple[int, int]]] | None = None  # each token's (start, end) characters in its sentence
+
+
+    def max_per_sentence(self) -> np.ndarray:
+        """``[N, d_ff]``: each neuron's largest activation over a sentence's tokens (how examples are ranked)."""
+        return np.stack([a.max(0) if len(a) else np.full(a.shape[1], -np.inf) for a in self.neurons])
+
+
+def split_sentences(texts, min_chars: int = 20, max_chars: int = 300) -> list[str]:
+    """Sentences of longer texts (split after . ! ? and on line breaks), dropping very short or very long
+    ones and repeats (first occurrence kept, order preserved)."""
+    out, seen = [], set()
+    for text in texts:
+        text = re.sub(r"<br\s*/?>", " ", str(text))
+        for s in re.split(r"(?<=[.!?])\s+|\n+", text):
+            s = s.strip()
+            if min_chars <= len(s) <= max_chars and s not in seen:
+                seen.add(s)
+                out.append(s)
+    return out
+
+
+def text_activations(model, tokenizer, sentences, layer: int = -1, batch_size: int = 32, max_length: int = 128,
+                     progress: bool = True, threads: int | None = 1) -> TextActivations:
+    """Run ``sentences`` through a BERT-style encoder and keep one layer's FFN neurons and pooled output
+    (on ``threads`` CPU threads, see ``limit_threads``)."""
+    with limit_threads(threads):
+        return _text_activations(model, tokenizer, sentences, layer, batch_size, max_length, progress)
+
+
+def _text_activations(model, tokenizer, sentences, layer, batch_size, max_length, progress):
+    import torch
+    from tqdm.auto import tqdm
+
+    sentences = [str(s) for s in sentences]
+    if not sentences:
+        raise ValueError("no sentences given")
+    blocks = _encoder_layers(model)
+    n = len(blocks)
+    if not -n <= layer < n:
+        raise IndexError(f"the encoder has {n} layers; layer must be in -{n}..{n - 1}, got {layer}")
+    layer = layer % n
+    captured = {}
+    hook = blocks[layer].intermediate.register_forward_hook(lambda _m, _i, out: captured.__setitem__("ff", out))
+    tokens, neurons, pooled, offsets = [], [], [], []
+    try:
+        for start in tqdm(range(0, len(sentences), batch_size), desc="encoding", disable=not progress, leave=False):
+            batch = sentences[start : start + batch_size]
+            fast = bool(getattr(tokenizer, "is_fast", False))
+            enc = tokenizer(batch, return_tensors="pt", padding=True, truncation=True, max_length=max_length,
+                            return_special_tokens_mask=True, return_offsets_mapping=fast)
+            special = enc.pop("special_tokens_mask").bool()
+            spans = enc.pop("offset_mapping") if fast else None
+            with torch.no_grad():
+                out = model(**enc, output_hidden_states=True)
+            hidden = out.hidden_states[layer + 1]
+            keep = enc["attention_mask"].bool() & ~special
+            for i in range(len(batch)):
+                k = keep[i]
+                ids = enc["input_ids"][i][k].tolist()
+                tokens.append(tokenizer.convert_ids_to_tokens(ids))
+                offsets.append([tuple(int(v) for v in o) for o in spans[i][k].tolist()] if spans is not None else None)
+                neurons.append(captured["ff"][i][k].float().numpy())
+                pooled.append(hidden[i][k].mean(0).float().numpy() if k.any() else np.zeros(hidden.shape[-1], np.float32))
+    finally:
+        hook.remove()
+    return TextActivations(sentences, tokens, neurons, np.stack(pooled), layer, getattr(model, "interplab_name", ""),
+                           offsets if all(o is not None for o in offsets) else None)
+
+
+def _encoder_layers(model):
+    for path in ("encoder.layer", "bert.encoder.layer", "roberta.encoder.layer", "base_model.encoder.layer"):
+        obj = model
+        try:
+            for part in path.split("."):
+                obj = getattr(obj, part)
+        except AttributeError:
+            continue
+        return list(obj)
+    raise ValueError(f"{type(model).__name__} is not a BERT-style encoder (no encoder.layer[i].intermediate)")
+
+
+# --------------------------------------------------------------------------------------------- layout & atlas
+def layout(acts, method: str = "auto", seed: int = 0, perplexity: float = 30.0, threads: int | None = 1) -> np.ndarray:
+    """2-D coordinates ``[N, 2]`` of activation vectors: ``"umap"`` (if installed), ``"tsne"`` (scikit-learn,
+    after PCA to 50 dimensions), ``"pca"``, or ``"auto"`` (UMAP when installed, else t-SNE)."""
+    with limit_threads(threads):
+        return _layout(acts, method, seed, perplexity)
+
+
+def _layout(acts, method, seed, perplexity):
+    acts = np.asarray(acts, dtype=np.float32)
+    if acts.ndim != 2 or len(acts) < 3:
+        raise ValueError(f"layout needs [N >= 3, dims] activations, got shape {acts.shape}")
+    if method == "auto":
+        import importlib.util
+
+        method = "umap" if importlib.util.find_spec("umap") is not None else "tsne"
+    from sklearn.decomposition import PCA
+
+    if method == "pca":
+        return PCA(2, random_state=seed).fit_transform(acts)
+    if method == "umap":
+        import umap
+
+        return umap.UMAP(random_state=seed).fit_transform(acts)
+    if method != "tsne":
+        raise ValueError(f"unknown layout method {method!r}; use 'auto', 'tsne', 'umap' or 'pca'")
+    from sklearn.manifold import TSNE
+
+    x = PCA(min(50, *acts.shape), random_state=seed).fit_transform(acts) if acts.shape[1] > 50 else acts
+    perplexity = min(perplexity, max(2.0, (len(acts) - 1) / 3))
+    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed, max_iter=750).fit_transform(x)
+
+
+@dataclass
+class Atlas:
+    """A grid over a 2-D layout: ``cell[i]`` is example i's cell id (``row * grid + col``, row 0 at the top);
+    ``cells`` has one row per non-empty cell: ``cell``, ``row``, ``col``, ``count``, ``members`` (example indices)."""
+
+    xy: np.ndarray
+    grid: int
+    cell: np.ndarray
+    cells: "object" = field(repr=False)  # pandas DataFrame
+
+    def members(self, cell: int) -> np.ndarray:
+        return np.flatnonzero(self.cell == cell)
+
+
+def grid_atlas(xy, grid: int = 12) -> Atlas:
+    """Cut the layout's bounding box into ``grid x grid`` cells and put every example in one."""
+    import pandas as pd
+
+    xy = np.asarray(xy, dtype=np.float64)
+    if grid < 1:
+        raise ValueError(f"grid must be >= 1, got {grid}")
+    lo, hi = xy.min(0), xy.max(0)
+    unit = (xy - lo) / np.where(hi > lo, hi - lo, 1.0)
+    col = np.minimum((unit[:, 0] * grid).astype(int), grid - 1)
+    row = np.minimum(((1 - unit[:, 1]) * grid).astype(int), grid - 1)
+    cell = row * grid + col
+    ids = np.unique(cell)
+    cells = pd.DataFrame({
+        "cell": ids, "row": ids // grid, "col": ids % grid,
+        "count": [int((cell == c).sum()) for c in ids],
+        "members": [np.flatnonzero(cell == c) for c in ids],
+    })
+    return Atlas(xy, grid, cell, cells)
+
+
+def cell_means(atlas: Atlas, values) -> dict[int, np.ndarray]:
+    """Per cell, the mean of ``values`` (e.g. images ``[N, H, W]`` or activations ``[N, D]``) over its examples."""
+    values = np.asarray(values, dtype=np.float64)
+    return {int(c): values[m].mean(0) for c, m in zip(atlas.cells["cell"], atlas.cells["members"])}
+
+
+def typical_members(atlas: Atlas, acts) -> dict[int, int]:
+    """Per cell, the example whose activation is nearest the cell's mean activation (its most typical example)."""
+    acts = np.asarray(acts, dtype=np.float64)
+    out = {}
+    for c, m in zip(atlas.cells["cell"], atlas.cells["members"]):
+        d = np.linalg.norm(acts[m] - acts[m].mean(0), axis=1)
+        out[int(c)] = int(m[np.argmin(d)])
+    return out
+
+
+def cell_separation(atlas: Atlas, acts):
+    """Does each cell group similar activations? Per cell, in activation space (not in the 2-D picture):
+
+    ``own``: mean distance of its examples to the mean of the cell's OTHER examples (leave-one-out, so an
+    example is not compared with an average that contains itself; NaN for a single-example cell);
+    ``other``: mean distance of its examples to the other cells' means, averaged over those cells;
+    ``nearer_own``: ``own < other`` (NA for single-example cells, which ``.all()`` skips).
+    A random layout fails this for about half the cells; a layout that keeps neighbours together passes.
+    """
+    import pandas as pd
+
+    acts = np.asarray(acts, dtype=np.float64)
+    means = cell_means(atlas, acts)
+    ids = list(means)
+    centres = np.stack([means[c] for c in ids])
+    rows = []
+    for j, c in enumerate(ids):
+        m = atlas.members(c)
+        n = len(m)
+        d = np.linalg.norm(acts[m][:, None, :] - np.delete(centres, j, axis=0)[None, :, :], axis=2)
+        other = float(d.mean()) if d.size else float("inf")
+        if n >= 2:
+            loo = (acts[m].sum(0)[None, :] - acts[m]) / (n - 1)
+            own = float(np.linalg.norm(acts[m] - loo, axis=1).mean())
+            nearer = own < other
+        else:
+            own, nearer = float("nan"), pd.NA
+        rows.append({"cell": c, "count": n, "own": own, "other": other, "nearer_own": nearer})
+    out = pd.DataFrame(rows)
+    out["nearer_own"] = out["nearer_own"].astype("boolean")
+    return out
+
+
+def plot_image_atlas(atlas: Atlas, images, ax=None, cmap: str = "gray_r", title: str = ""):
+    """Draw the atlas as one mosaic: each non-empty cell shows the average image of its examples."""
+    import matplotlib.pyplot as plt
+
+    images = np.stack([np.asarray(im, dtype=np.float64) for im in images])
+    h, w = images.shape[1:]
+    canvas = np.full((atlas.grid * (h + 1), atlas.grid * (w + 1)), np.nan)
+    for c, mean in cell_means(atlas, images).items():
+        r, k = divmod(c, atlas.grid)
+        canvas[r * (h + 1) : r * (h + 1) + h, k * (w + 1) : k * (w + 1) + w] = mean
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 7))
+    ax.imshow(canvas, cmap=cmap, interpolation="nearest")
+    ax.set_title(title or f"activation atlas: {len(atlas.cells)} cells, average input per cell")
+    ax.axis("off")
+    return ax
+
+
+def plot_layout(xy, labels=None, ax=None, title: str = "", grid: int | None = None):
+    """Scatter of the 2-D layout coloured by label, with the atlas grid lines when ``grid`` is given."""
+    import matplotlib.pyplot as plt
+
+    xy = np.asarray(xy)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 6))
+    sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=6)
+    if labels is not None:
+        ax.legend(*sc.legend_elements(), fontsize=7, loc="best", markerscale=0.8, title="label")
+    if grid:
+        lo, hi = xy.min(0), xy.max(0)
+        for t in np.linspace(0, 1, grid + 1):
+            ax.axvline(lo[0] + t * (hi[0] - lo[0]), color="0.85", lw=0.5, zorder=0)
+            ax.axhline(lo[1] + t * (hi[1] - lo[1]), color="0.85", lw=0.5, zorder=0)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+def text_atlas_view(atlas: Atlas, ta: TextActivations, acts=None, max_chars: int = 90) -> HTMLView:
+    """The text atlas as an HTML grid: each non-empty cell shows its most typical sentence and its size.
+
+    ``acts`` defaults to ``ta.pooled`` (the vectors the layout was made from)."""
+    acts = ta.pooled if acts is None else acts
+    typical = typical_members(atlas, acts)
+    counts = dict(zip(atlas.cells["cell"], atlas.cells["count"]))
+    top = max(counts.values())
+    cells_html = []
+    for r in range(atlas.grid):
+        for k in range(atlas.grid):
+            c = r * atlas.grid + k
+            if c in typical:
+                s = ta.sentences[typical[c]]
+                s = s if len(s) <= max_chars else s[: max_chars - 1] + "…"
+                shade = 0.08 + 0.3 * counts[c] / top
+                cells_html.append(
+                    f"<div style='background:rgba(31,119,180,{shade:.2f});padding:3px;font-size:10px;line-height:1.2;"
+                    f"overflow:hidden' title='{_html.escape(ta.sentences[typical[c]], quote=True)}'>"
+                    f"<b>{counts[c]}</b> {_html.escape(s)}</div>"
+                )
+            else:
+                cells_html.append("<div></div>")
+    body = (
+        f"<div class='interplab-atlas' style='display:grid;grid-template-columns:repeat({atlas.grid},1fr);"
+        f"gap:2px;font-family:sans-serif;max-width:1100px'>" + "".join(cells_html) + "</div>"
+        f"<p style='font-size:11px;color:#555'>{len(ta.sentences)} sentences, layer {ta.layer}; each cell: "
+        "number of sentences and the most typical one (nearest the cell's mean activation); darker = more sentences.</p>"
+    )
+    return HTMLView(body, title="text activation atlas")
+
+
+# --------------------------------------------------------------------------------------------- neuron explorer
+def top_k(acts, neuron: int, k: int = 16) -> np.ndarray:
+    """Indices of the ``k`` examples with the highest activation of ``neuron`` (``acts`` is ``[N, units]``), highest first."""
+    acts = np.asarray(acts)
+    if not 0 <= neuron < acts.shape[1]:
+        raise IndexError(f"neuron {neuron} out of range: there are {acts.shape[1]} units")
+    col = acts[:, neuron]
+    return np.argsort(-col, kind="stable")[: min(k, len(col))]
+
+
+def selective_units(acts, k: int = 5, top: int = 10) -> np.ndarray:
+    """The ``k`` units that fire hardest on their favourite examples compared with a typical one: ranked by
+    the mean of each unit's ``top`` largest activations minus its median (a unit that fires on a single
+    example scores low). Good first neurons to explore."""
+    acts = np.asarray(acts, dtype=np.float64)
+    top = max(1, min(top, len(acts)))
+    score = np.sort(acts, axis=0)[-top:].mean(0) - np.median(acts, axis=0)
+    return np.argsort(-score, kind="stable")[:k]
+
+
+def show_images(images, titles=None, ncols: int = 8, cmap: str = "gray_r", size: float = 1.1, suptitle: str = "",
+                vmin=None, vmax=None):
+    """A grid of small images with optional titles; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    images = list(images)
+    n = len(images)
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(np.asarray(images[i]), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+            if titles is not None:
+                ax.set_title(str(titles[i]), fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def show_top_images(images, acts, neuron: int, k: int = 16, labels=None, ncols: int = 8):
+    """A neuron's top-k activating images, each titled with its activation (and label)."""
+    idx = top_k(acts, neuron, k)
+    acts = np.asarray(acts)
+    titles = [f"{acts[i, neuron]:.2f}" + (f" ({labels[i]})" if labels is not None else "") for i in idx]
+    return show_images([images[i] for i in idx], titles, ncols=ncols, suptitle=f"unit {neuron}: top {len(idx)} inputs")
+
+
+def top_tokens(ta: TextActivations, neuron: int, k: int = 10):
+    """The ``k`` (sentence, token) positions where ``neuron`` fires most, as a DataFrame."""
+    import pandas as pd
+
+    rows = [(i, t, tok, float(a[t, neuron])) for i, (toks, a) in enumerate(zip(ta.tokens, ta.neurons))
+            for t, tok in enumerate(toks)]
+    df = pd.DataFrame(rows, columns=["sentence", "position", "token", "activation"])
+    return df.nlargest(k, "activation").reset_index(drop=True)
+
+
+def highlight_tokens(ta: TextActivations, neuron: int, k: int = 8) -> HTMLView:
+    """The ``k`` sentences where ``neuron`` fires most (by its largest token activation), each token
+    shaded by its activation (orange = positive, relative to the neuron's top activation). Pure HTML."""
+    maxes = ta.max_per_sentence()
+    idx = top_k(maxes, neuron, k)
+    scale = float(maxes[idx[0], neuron]) if len(idx) and maxes[idx[0], neuron] > 0 else 1.0
+    lines = []
+    for i in idx:
+        spans = []
+        sentence, offsets = ta.sentences[i], (ta.offsets[i] if ta.offsets else None)
+        end = 0
+        for t, (tok, a) in enumerate(zip(ta.tokens[i], ta.neurons[i][:, neuron])):
+            alpha = float(np.clip(a / scale, 0, 1))
+            if offsets:  # the sentence's own characters (case, spacing), gaps left unshaded
+                start, stop = offsets[t]
+                gap, text = sentence[end:start], sentence[start:stop]
+                end = stop
+            else:
+                gap, text = ("", tok[2:]) if tok.startswith("##") else (" ", tok)
+            spans.append(f"{_html.escape(gap)}<span title='{a:.3f}' style='background:rgba(255,140,0,{alpha:.2f})'>"
+                         f"{_html.escape(text)}</span>")
+        if offsets:
+            spans.append(_html.escape(sentence[end:]))
+        lines.append(f"<div style='margin:2px 0'><code style='color:#888'>{maxes[i, neuron]:6.2f}</code> {''.join(spans)}</div>")
+    body = (
+        f"<div class='interplab-neuron' style='font-family:sans-serif;font-size:13px'>"
+        f"<b>layer {ta.layer}, FFN neuron {neuron}</b>: top {len(idx)} of {len(ta.sentences)} sentences "
+        "(number = max activation; hover a token for its value)" + "".join(lines) + "</div>"
+    )
+    return HTMLView(body, title=f"neuron {neuron}")
+
+
+# --------------------------------------------------------------------------------------------- feature visualization
+@dataclass
+class FeatureVis:
+    """An input optimised to excite one unit: ``image`` in the training data's units, ``activation`` reached,
+    ``history`` of the activation over the steps."""
+
+    image: np.ndarray
+    activation: float
+    history: list[float]
+    neuron: int
+    layer: str
+
+
+def visualize_neuron(model, neuron: int, layer: str = "hidden", steps: int = 200, lr: float = 0.1,
+                     l2: float = 0.01, tv: float = 0.05, seed: int = 0, threads: int | None = 1) -> FeatureVis:
+    """Feature visualization by gradient ascent on the input: maximise unit ``neuron`` of ``layer``
+    (``"hidden"``: a first-hidden-layer unit, pushed before its ReLU; ``"output"``: a class logit) over images in [0, 1]
+    (a sigmoid keeps pixels in range), minus small L2 and total-variation penalties that keep the
+    image smooth and sparse. Returns the image scaled back to the training data's units."""
+    with limit_threads(threads):
+        return _visualize_neuron(model, neuron, layer, steps, lr, l2, tv, seed)
+
+
+def _visualize_neuron(model, neuron, layer, steps, lr, l2, tv, seed):
+    import torch
+    from torch import nn
+
+    if layer not in ("hidden", "output"):
+        raise ValueError(f"layer must be 'hidden' or 'output', got {layer!r}")
+    # a hidden unit is optimised before its ReLU, so a unit that is off at the start still gets a gradient
+    sub = model[: [i for i, m in enumerate(model) if isinstance(m, nn.ReLU)][0]] if layer == "hidden" else model
+    with torch.no_grad():
+        n_units = sub(torch.zeros(1, *model.image_shape)).shape[1]
+    if not 0 <= neuron < n_units:
+        raise IndexError(f"neuron {neuron} out of range: the {layer} layer has {n_units} units")
+    gen = torch.Generator().manual_seed(seed)
+    param = (torch.randn(1, *model.image_shape, generator=gen) * 0.1 - 2.0).requires_grad_(True)
+    opt = torch.optim.Adam([param], lr=lr)
+    flags = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    history = []
+    try:
+        for _ in range(steps):
+            x = torch.sigmoid(param)
+            act = sub(x)[0, neuron]
+            smooth = (x[:, 1:, :] - x[:, :-1, :]).pow(2).mean() + (x[:, :, 1:] - x[:, :, :-1]).pow(2).mean()
+            loss = -act + l2 * x.pow(2).sum() + tv * smooth * x[0].numel()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            history.append(float(act.detach()))
+        with torch.no_grad():
+            x = torch.sigmoid(param)
+            final = float(sub(x)[0, neuron])
+            if layer == "hidden":
+                final = max(final, 0.0)  # report the unit's ReLU output
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
+    return FeatureVis((x[0] * model.input_scale).numpy(), final, history, int(neuron), layer)
