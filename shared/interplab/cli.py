@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gallery": ("interplab.gallery", "cli", "execute every notebook headless and write build/gallery/index.html"),
     "new": ("interplab.starters", "cli", "copy a starter into a new team folder (interplab new --list)"),
     "notebooks": ("interplab.notebooks", "cli", "list the kit's notebooks, or check/sync their setup cells and badges"),
+    "toy": ("interplab.toy.zoo", "cli", "build (train on CPU and cache) or list the 12 toy transformers"),
     "run-csv": ("interplab.lm.csvrun", "cli", "fill the Output column of a CSV of prompts with a model's answers"),
 }
 

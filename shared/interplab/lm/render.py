@@ -1,0 +1,57 @@
+"""Token log-prob highlighting that renders with no network (HTML with inline styles, and matplotlib)."""
+from __future__ import annotations
+
+import html
+import math
+
+
+def _colour(p: float) -> str:
+    # red (unlikely) -> yellow -> green (likely), light enough to read black text on
+    p = max(0.0, min(1.0, p))
+    r = int(255 if p < 0.5 else 255 - (p - 0.5) * 2 * 120)
+    g = int(140 + p * 115 if p < 0.5 else 255)
+    return f"rgb({r},{g},140)"
+
+
+def highlight_tokens(tokens, logprobs, top_logprobs=None, title: str | None = None):
+    """An ``HTMLView`` of tokens coloured by their probability; hovering a token shows its top alternatives."""
+    from ..html import HTMLView
+
+    spans = []
+    for i, (tok, lp) in enumerate(zip(tokens, logprobs)):
+        p = math.exp(lp) if lp is not None else 0.0
+        tip = f"p={p:.3f} (log-prob {lp:.2f})" if lp is not None else "no log-prob"
+        if top_logprobs and i < len(top_logprobs) and top_logprobs[i]:
+            alts = sorted(top_logprobs[i].items(), key=lambda kv: -kv[1])[:5]
+            tip += " | " + ", ".join(f"{t!r}: {math.exp(v):.3f}" for t, v in alts)
+        shown = html.escape(tok).replace("\n", "&#8629;<br>") or "&#8203;"
+        spans.append(f'<span title="{html.escape(tip)}" style="background:{_colour(p)};'
+                     f'border-radius:3px;padding:1px 0;white-space:pre-wrap">{shown}</span>')
+    head = f"<div style='font-weight:bold;margin-bottom:4px'>{html.escape(title)}</div>" if title else ""
+    legend = ("<div style='font-size:11px;color:#555;margin-top:4px'>colour = probability of each generated token "
+              "(red unlikely, green likely); hover for alternatives</div>")
+    body = (f"<div style='font-family:monospace;font-size:13px;line-height:1.8;color:#000'>{head}"
+            + "".join(spans) + legend + "</div>")
+    return HTMLView(body, title=title or "token log-probs")
+
+
+def plot_token_logprobs(tokens, logprobs, ax=None, title: str | None = None):
+    """A bar chart of per-token log-probs (the static version of ``highlight_tokens``)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4, 0.45 * len(tokens)), 3))
+    probs = [math.exp(v) for v in logprobs]
+    ax.bar(range(len(tokens)), probs, color=[_mpl(p) for p in probs])
+    ax.set_xticks(range(len(tokens)))
+    ax.set_xticklabels([repr(t)[1:-1] for t in tokens], rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def _mpl(p: float):
+    r, g, b = (int(x) for x in _colour(p)[4:-1].split(","))
+    return (r / 255, g / 255, b / 255)
