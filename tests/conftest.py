@@ -35,6 +35,22 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """An empty kit cache (responses, embeddings, ...) for this test only."""
+    monkeypatch.setenv("INTERPLAB_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def server():
+    """A real OpenAI-compatible HTTP server on loopback (interplab.lm.loopback), stopped after the test."""
+    from interplab.lm.loopback import LoopbackServer
+
+    with LoopbackServer() as srv:
+        yield srv
+
+
 @pytest.fixture(scope="session")
 def minilm():
     """The embedded MiniLM-L6 encoder and tokenizer, loaded once per test session."""

@@ -50,19 +50,6 @@ def tiny():
     return tiny_gpt2()
 
 
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    """An empty response cache for this test."""
-    monkeypatch.setenv("INTERPLAB_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
-@pytest.fixture
-def server():
-    with LoopbackServer() as srv:
-        yield srv
-
-
 def chat(server):
     return {"base_url": server.base_url, "progress": False, "backoff": 0.01}
 

@@ -18,18 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-" + "RstarterKeyThatMustNotLeak987654321"
 
 
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("INTERPLAB_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
-@pytest.fixture
-def server():
-    with LoopbackServer() as srv:
-        yield srv
-
-
 def run_csv(*args) -> int:
     return cli.main(["run-csv", *map(str, args)])
 
