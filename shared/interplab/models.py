@@ -142,3 +142,27 @@ def load_causal_lm(name: str, *, attentions: bool = False, device: str = "cpu"):
 def n_params(model) -> int:
     """Number of parameters of a torch model (what the scaling plots put on the x axis)."""
     return int(sum(p.numel() for p in model.parameters()))
+
+
+def architectures(name: str) -> list[str]:
+    """The ``architectures`` a Hugging Face model declares in its config (from the cache first)."""
+    from transformers import AutoConfig
+
+    spec = parse_model_name(name)
+    if spec.backend != "hf":
+        return []
+    return list(getattr(_from_pretrained(AutoConfig, spec.id), "architectures", None) or [])
+
+
+def load_classifier(name: str, *, device: str = "cpu"):
+    """Load a Hugging Face sequence classifier (e.g. an SST-2 fine-tune) and its tokenizer."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    spec = parse_model_name(name)
+    if spec.backend != "hf":
+        raise ModelNotAvailableError(f"{str(spec)!r} is not a Hugging Face sequence classifier")
+    tokenizer = _from_pretrained(AutoTokenizer, spec.id)
+    model = _from_pretrained(AutoModelForSequenceClassification, spec.id)
+    model.eval().to(device)
+    model.interplab_name = str(spec)
+    return model, tokenizer

@@ -1,0 +1,36 @@
+"""Why did the classifier say that? LIME, ELI5 and SHAP on one set of models, compared and stress-tested.
+
+Text::
+
+    from interplab import explain
+    clf = explain.text_classifier("minilm", texts=train.text, labels=train.label,
+                                  class_names=["neg", "pos"])       # MiniLM + logistic regression
+    att = explain.explain_text(review, clf, "lime", label="pos", num_samples=1000)
+    att                                     # highlighted text + weight bars (plain HTML, offline)
+    att.plot()                              # the same as a static matplotlib figure
+    table = explain.compare([att, explain.explain_text(review, clf, "shap", label="pos")])
+    explain.rank_correlation(table)         # do the methods agree?
+    explain.stability(review, clf, seeds=(0, 1, 2), num_samples=(250, 1000)).summary
+
+``wrap_classifier`` makes any text classifier (scikit-learn pipeline, ``transformers`` sequence
+classifier, or a function) a batched, deduplicating ``predict_proba`` that LIME and SHAP can call
+thousands of times without running out of memory. Tabular models: ``global_rankings``,
+``permutation_ranking``, ``shap_values``, ``lime_tabular`` (see :mod:`interplab.explain.tabular`).
+"""
+from __future__ import annotations
+
+from .attribution import Attribution
+from .classifier import BatchedClassifier, EncoderClassifier, batched_map, text_classifier, wrap_classifier
+from .render import (attribution_html, compare_html, eli5_html, plot_comparison, plot_stability, plot_text,
+                     plot_weights)
+from .tabular import (global_rankings, lime_ranking, lime_tabular, permutation_ranking, ranking_agreement,
+                      shap_values)
+from .text import METHODS, Stability, compare, explain_text, rank_correlation, stability, top_overlap
+
+__all__ = [
+    "Attribution", "BatchedClassifier", "EncoderClassifier", "METHODS", "Stability", "attribution_html",
+    "batched_map", "compare", "compare_html", "eli5_html", "explain_text", "global_rankings", "lime_ranking",
+    "lime_tabular", "permutation_ranking", "plot_comparison", "plot_stability", "plot_text", "plot_weights",
+    "rank_correlation", "ranking_agreement", "shap_values", "stability", "text_classifier", "top_overlap",
+    "wrap_classifier",
+]

@@ -1,0 +1,297 @@
+"""Explain one text classification with LIME, ELI5 or SHAP, compare the methods, and test their stability.
+
+``explain_text(text, clf, method=...)`` runs one method and returns an :class:`Attribution`:
+
+* ``"lime"``: ``lime.lime_text.LimeTextExplainer`` (words removed at random; local ridge model; R² score).
+* ``"textexplainer"``: ELI5's ``TextExplainer`` (LIME-style sampling, a white-box text model
+  fitted to the black box; its ``metrics_``: ``score`` and ``mean_KL_divergence``).
+* ``"eli5"``: ELI5's exact ``explain_prediction`` of a scikit-learn vectorizer + linear model
+  (white box: weight = coefficient x feature value).
+* ``"shap"``: SHAP's partition explainer with a ``shap.maskers.Text`` masker over the classifier's
+  tokenizer (or over words when it has none).
+
+``compare`` lines their per-word weights up side by side, ``rank_correlation``/``top_overlap`` say
+how much they agree, and ``stability`` re-runs one method with several seeds and sample counts.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .attribution import Attribution
+from .classifier import BatchedClassifier, wrap_classifier
+
+METHODS = ("lime", "textexplainer", "eli5", "shap")
+
+
+def _resolve(text: str, classifier, label):
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if not text.strip():
+        raise ValueError("text is empty: there is nothing to explain")
+    clf = classifier if isinstance(classifier, BatchedClassifier) else wrap_classifier(classifier)
+    proba = clf.predict_proba([text])[0]
+    names = clf.class_names or [str(i) for i in range(len(proba))]
+    if label is None:
+        label = int(np.argmax(proba))
+    elif isinstance(label, str):
+        if label not in names:
+            raise ValueError(f"unknown label {label!r}; the classes are {names}")
+        label = names.index(label)
+    if not 0 <= int(label) < len(proba):
+        raise ValueError(f"label {label} out of range: the classifier has {len(proba)} classes {names}")
+    return clf, int(label), names, proba
+
+
+def explain_text(text: str, classifier, method: str = "lime", *, label=None, num_samples: int = 1000, seed: int = 0,
+                 tokenizer=None, **kwargs) -> Attribution:
+    """Explain ``classifier``'s prediction of class ``label`` (default: the predicted class) on ``text``.
+
+    ``num_samples`` is the number of perturbed texts (LIME, TextExplainer) or SHAP's ``max_evals``.
+    ``classifier`` is anything :func:`wrap_classifier` takes (a :class:`BatchedClassifier` is used as is).
+    """
+    method = str(method).lower()
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if not isinstance(num_samples, (int, np.integer)) or num_samples < 10:
+        raise ValueError(f"num_samples must be an integer >= 10, got {num_samples!r}")
+    clf, label, names, proba = _resolve(text, classifier, label)
+    fn = {"lime": _lime, "textexplainer": _textexplainer, "eli5": _eli5, "shap": _shap}[method]
+    att = fn(text, clf, label, names, num_samples=int(num_samples), seed=seed, tokenizer=tokenizer, **kwargs)
+    att.proba = float(proba[label])
+    att.meta.setdefault("num_samples", int(num_samples))
+    att.meta.setdefault("seed", seed)
+    att.meta["classifier"] = clf.name
+    return att
+
+
+def _lime(text, clf, label, names, *, num_samples, seed, tokenizer=None, num_features=None, **kwargs):
+    from lime.lime_text import LimeTextExplainer
+
+    explainer = LimeTextExplainer(class_names=names, random_state=seed, bow=kwargs.pop("bow", True), **kwargs)
+    # num_features larger than the number of words means "all of them"
+    exp = explainer.explain_instance(text, clf.predict_proba, labels=(label,), num_features=num_features or 100_000,
+                                     num_samples=num_samples)
+    idx = exp.domain_mapper.indexed_string
+    features, weights, spans = [], [], []
+    for fid, w in exp.as_map()[label]:
+        word = idx.word(fid)
+        starts = idx.string_position(fid)
+        starts = [int(s) for s in np.atleast_1d(starts)]
+        features.append(word)
+        weights.append(w)
+        spans.append([(s, s + len(word)) for s in starts])
+    return Attribution("lime", features, np.array(weights), label, names[label], text=text, spans=spans,
+                       intercept=float(exp.intercept[label]), score=float(exp.score),
+                       meta={"local_pred": float(np.ravel(exp.local_pred)[0]) if exp.local_pred is not None else None,
+                             "lime": exp})
+
+
+def _from_eli5(method, expl, text, label, names, score=None, meta=None):
+    """An Attribution from an ELI5 text explanation (its weighted spans give features and positions)."""
+    target = expl.targets[0]
+    negate = False
+    if len(names) == 2 and target.target is not None and str(target.target) != names[label]:
+        negate = True  # binary classifiers: ELI5 explains class 1; class 0 is its mirror image
+    features, weights, spans = [], [], []
+    slot = {}
+    ws = target.weighted_spans
+    if ws is not None:
+        for feature, fspans, w in ws.docs_weighted_spans[0].spans:
+            feature = str(feature)
+            if feature not in slot:
+                slot[feature] = len(features)
+                features.append(feature)
+                weights.append(float(w))
+                spans.append([])
+            spans[slot[feature]].extend((int(a), int(b)) for a, b in fspans)
+    bias = 0.0
+    fw = target.feature_weights
+    for f in itertools.chain(fw.pos if fw else [], fw.neg if fw else []):
+        if str(f.feature) == "<BIAS>":
+            bias = float(f.weight)
+    sign = -1.0 if negate else 1.0
+    meta = dict(meta or {})
+    meta["eli5"] = expl
+    return Attribution(method, features, sign * np.array(weights, dtype=float), label, names[label], text=text,
+                       spans=[sorted(set(s)) for s in spans], intercept=sign * bias, score=score, meta=meta)
+
+
+def _textexplainer(text, clf, label, names, *, num_samples, seed, tokenizer=None, **kwargs):
+    from eli5.lime import TextExplainer
+
+    te = TextExplainer(n_samples=num_samples, random_state=seed, **kwargs)
+    te.fit(text, clf.predict_proba)
+    expl = te.explain_prediction(target_names=names, targets=[label], top=None)
+    metrics = {k: float(v) for k, v in te.metrics_.items()}
+    return _from_eli5("textexplainer", expl, text, label, names, score=metrics.get("score"),
+                      meta={"metrics": metrics, "explainer": te})
+
+
+def _eli5(text, clf, label, names, *, num_samples, seed, tokenizer=None, **kwargs):
+    import eli5
+    from sklearn.pipeline import Pipeline
+
+    est = clf.estimator
+    if not isinstance(est, Pipeline) or len(est.steps) != 2:
+        raise TypeError("method='eli5' explains a scikit-learn Pipeline(vectorizer, linear model) exactly; "
+                        f"got {type(est).__name__}. For any other classifier use method='textexplainer'")
+    vec, model = est.steps[0][1], est.steps[-1][1]
+    expl = eli5.explain_prediction(model, text, vec=vec, target_names=names, targets=[label], top=None, **kwargs)
+    if expl.error:
+        raise TypeError(f"ELI5 cannot explain {type(model).__name__}: {expl.error}")
+    return _from_eli5("eli5", expl, text, label, names, meta={"num_samples": 0})
+
+
+def _shap(text, clf, label, names, *, num_samples, seed, tokenizer=None, batch_size: int = 128, **kwargs):
+    import shap
+
+    tokenizer = tokenizer if tokenizer is not None else clf.tokenizer
+    masker = shap.maskers.Text(tokenizer)
+    explainer = shap.Explainer(clf.predict_proba, masker, output_names=names, algorithm="partition", **kwargs)
+    sv = explainer([text], max_evals=num_samples, batch_size=batch_size, silent=True)
+    tokens = [str(t) for t in sv.data[0]]
+    values = np.asarray(sv.values[0])[:, label]
+    features, weights, spans = [], [], []
+    pos = 0
+    for i, (tok, v) in enumerate(zip(tokens, values)):
+        start = text.find(tok, pos) if tok else pos
+        if start < 0:  # the masker changed the token text; fall back to running position
+            start = pos
+        end = start + len(tok)
+        pos = end
+        if not tok.strip():  # special tokens ([CLS], [SEP]) carry SHAP value too: keep it, with no span
+            special = {0: getattr(tokenizer, "cls_token", None), len(tokens) - 1: getattr(tokenizer, "sep_token", None)}
+            features.append(special.get(i) or f"[token {i}]")
+            weights.append(float(v))
+            spans.append([])
+            continue
+        lead = len(tok) - len(tok.lstrip())
+        features.append(tok.strip())
+        weights.append(float(v))
+        spans.append([(start + lead, start + lead + len(tok.strip()))])
+    return Attribution("shap", features, np.array(weights), label, names[label], text=text, spans=spans,
+                       intercept=float(np.asarray(sv.base_values[0])[label]), meta={"shap": sv})
+
+
+# ---------------------------------------------------------------- agreement
+
+def compare(attributions, *, normalize: bool = False):
+    """Words x methods table of weights (0 where a method gave a word no weight).
+
+    ``attributions``: a list (columns named by method) or a dict {column name: Attribution}.
+    ``normalize=True`` divides each column by its largest |weight| so methods on different scales
+    (probabilities, log-odds, TF-IDF contributions) fit one plot.
+    """
+    import pandas as pd
+
+    if isinstance(attributions, dict):
+        cols, attributions = [str(k) for k in attributions], list(attributions.values())
+    else:
+        attributions = list(attributions)
+        cols, seen = [], {}
+        for a in attributions:
+            seen[a.method] = seen.get(a.method, 0) + 1
+            cols.append(a.method if seen[a.method] == 1 else f"{a.method}#{seen[a.method]}")
+    if not attributions:
+        raise ValueError("compare needs at least one Attribution")
+    texts = {a.text for a in attributions}
+    if len(texts) > 1:
+        raise ValueError("compare: the attributions explain different texts")
+    series = [a.by_word().rename(c) for a, c in zip(attributions, cols)]
+    table = pd.concat(series, axis=1).fillna(0.0)
+    if normalize:
+        scale = table.abs().max().replace(0, 1.0)
+        table = table / scale
+    table.index.name = "word"
+    return table
+
+
+def rank_correlation(table, method: str = "spearman"):
+    """Methods x methods rank correlation of the per-word weights (``spearman`` or ``kendall``)."""
+    if method not in ("spearman", "kendall"):
+        raise ValueError(f"method must be 'spearman' or 'kendall', got {method!r}")
+    return table.corr(method=method)
+
+
+def top_overlap(table, k: int = 5):
+    """Methods x methods overlap (Jaccard) of the ``k`` words each method weights most (by |weight|)."""
+    import pandas as pd
+
+    tops = {c: set(table[c].abs().sort_values(ascending=False, kind="stable").index[:k]) for c in table.columns}
+    return pd.DataFrame({a: {b: len(tops[a] & tops[b]) / len(tops[a] | tops[b]) for b in tops} for a in tops})
+
+
+# ---------------------------------------------------------------- stability
+
+@dataclass
+class Stability:
+    """Re-runs of one explanation method: how much the top words and their signs move.
+
+    ``runs``: long table (num_samples, seed, word, weight, rank). ``summary``: per sample count, the
+    mean pairwise Jaccard overlap of the top-k words across seeds, the share of runs that agree on
+    the top word, the number of words whose sign flips between seeds, and the mean fidelity score.
+    ``sign_flips``: the words whose sign differs between any two runs, with their weight range.
+    """
+
+    method: str
+    top_k: int
+    runs: object
+    summary: object
+    sign_flips: object
+    attributions: list
+
+    def plot(self, ax=None, k: int | None = None):
+        from .render import plot_stability
+
+        return plot_stability(self, ax=ax, k=k)
+
+    def _repr_html_(self) -> str:
+        return self.summary.to_html()
+
+
+def stability(text: str, classifier, *, method: str = "lime", seeds=(0, 1, 2), num_samples=(250, 500, 1000),
+              top_k: int = 5, label=None, **kwargs) -> Stability:
+    """Explain ``text`` with every seed x sample count and report how stable the top-``top_k`` words are."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    seeds, num_samples = list(seeds), list(num_samples)
+    if len(seeds) < 2:
+        raise ValueError("stability needs at least two seeds to compare")
+    if not num_samples:
+        raise ValueError("stability needs at least one sample count")
+    clf, label, names, _ = _resolve(text, classifier, label)
+    rows, atts = [], []
+    quiet = BatchedClassifier(clf.predict_batch, batch_size=clf.batch_size, class_names=clf.class_names,
+                              tokenizer=clf.tokenizer, estimator=clf.estimator, progress=False, name=clf.name)
+    quiet.stats = clf.stats  # one bar (runs), not one per run; the caller's counters still count
+    for n, s in tqdm(list(itertools.product(num_samples, seeds)), desc=f"{method} stability", leave=False):
+        att = explain_text(text, quiet, method, label=label, num_samples=n, seed=s, **kwargs)
+        atts.append(att)
+        w = att.by_word()
+        rank = w.abs().rank(ascending=False, method="first").astype(int)
+        for word in w.index:
+            rows.append({"num_samples": n, "seed": s, "word": word, "weight": float(w[word]), "rank": int(rank[word]),
+                         "score": att.score})
+    runs = pd.DataFrame(rows)
+    summary, flips = [], []
+    for n, grp in runs.groupby("num_samples", sort=True):
+        tops = [set(g.nsmallest(top_k, "rank")["word"]) for _, g in grp.groupby("seed")]
+        jacc = [len(a & b) / len(a | b) for a, b in itertools.combinations(tops, 2)]
+        first = [g.nsmallest(1, "rank")["word"].iloc[0] for _, g in grp.groupby("seed")]
+        modal = max(set(first), key=first.count)
+        union = set().union(*tops)
+        signs = grp[grp["word"].isin(union)].groupby("word")["weight"].agg(lambda x: (np.sign(x[x != 0]).nunique()))
+        flipped = sorted(signs[signs > 1].index)
+        summary.append({"num_samples": n, "runs": len(tops), f"top{top_k}_jaccard": float(np.mean(jacc)),
+                        "top1_agreement": first.count(modal) / len(first), "top1_word": modal,
+                        "sign_flips": len(flipped), "flipped_words": ", ".join(flipped),
+                        "mean_score": float(grp.groupby("seed")["score"].first().mean()) if grp["score"].notna().any() else np.nan})
+    union_all = set(runs.loc[runs["rank"] <= top_k, "word"])
+    g = runs[runs["word"].isin(union_all)].groupby("word")["weight"]
+    rng = pd.DataFrame({"min_weight": g.min(), "max_weight": g.max()})
+    flips = rng[(rng["min_weight"] < 0) & (rng["max_weight"] > 0)].sort_values("max_weight", ascending=False)
+    return Stability(method, top_k, runs, pd.DataFrame(summary).set_index("num_samples"), flips, atts)

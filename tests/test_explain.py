@@ -1,0 +1,311 @@
+"""interplab.explain: the batched classifier wrapper, LIME/ELI5/SHAP attributions, agreement, stability, views."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from interplab import explain
+
+POSITIVE = "A wonderful, moving film. The acting is superb and the story is great. I loved it."
+NEGATIVE = "A dull, boring mess. The plot is awful and the acting is terrible. I hated it."
+
+
+@pytest.fixture(scope="module")
+def imdb():
+    from interplab import data
+
+    return data.load("imdb", split="train"), data.load("imdb", split="test")
+
+
+@pytest.fixture(scope="module")
+def tfidf(imdb):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    train, _ = imdb
+    return make_pipeline(TfidfVectorizer(), LogisticRegression(C=10, max_iter=1000)).fit(train["text"], train["label"])
+
+
+# ---------------------------------------------------------------- the batched wrapper
+
+def test_batched_map_dedupes_sorts_and_restores_order():
+    seen = []
+
+    def fn(batch):
+        seen.append(list(batch))
+        return np.array([[len(t)] for t in batch], dtype=float)
+
+    texts = ["ccc", "a", "bb", "a", "dddd", "bb", "eeeee", "a"]
+    out = explain.batched_map(fn, texts, batch_size=2, progress=False)
+    assert out[:, 0].tolist() == [len(t) for t in texts]          # caller's order
+    flat = [t for b in seen for t in b]
+    assert sorted(flat) == sorted(set(texts))                       # each unique text once
+    assert all(len(b) <= 2 for b in seen)
+    assert [len(t) for t in flat] == sorted(len(t) for t in flat)   # length-sorted batches
+
+
+def test_wrapper_matches_pipeline_and_never_sends_one_big_batch(tfidf):
+    sizes = []
+
+    def counted(batch):
+        sizes.append(len(batch))
+        return tfidf.predict_proba(batch)
+
+    clf = explain.wrap_classifier(counted, batch_size=64, class_names=["neg", "pos"])
+    texts = [POSITIVE, NEGATIVE] * 150 + [f"film number {i} was great" for i in range(200)]
+    p = clf(texts)
+    np.testing.assert_allclose(p, tfidf.predict_proba(texts))
+    assert max(sizes) <= 64 and sum(sizes) == 202
+    assert clf.stats["texts"] == 500 and clf.stats["unique"] == 202
+
+
+def test_lime_through_wrapper_equals_lime_on_raw_model(tfidf):
+    """The wrapper is transparent: same seed, same explanation as LIME calling predict_proba directly."""
+    from lime.lime_text import LimeTextExplainer
+
+    wrapped = explain.explain_text(POSITIVE, explain.wrap_classifier(tfidf, batch_size=50), "lime",
+                                   label=1, num_samples=400, seed=3)
+    raw = LimeTextExplainer(random_state=3).explain_instance(POSITIVE, tfidf.predict_proba, labels=(1,),
+                                                             num_features=100, num_samples=400)
+    assert dict(raw.as_list(1)) == pytest.approx(dict(zip(wrapped.features, wrapped.weights)))
+    assert wrapped.score == pytest.approx(raw.score)
+
+
+def test_wrapper_bad_inputs(tfidf):
+    clf = explain.wrap_classifier(tfidf)
+    with pytest.raises(TypeError, match="single str"):
+        clf("just one review")
+    with pytest.raises(TypeError, match=r"texts\[1\] is int"):
+        clf(["ok", 3])
+    with pytest.raises(ValueError, match="positive integer"):
+        explain.wrap_classifier(tfidf, batch_size=0)
+    logits = explain.wrap_classifier(lambda b: np.full((len(b), 2), 3.0))
+    with pytest.raises(ValueError, match="not probabilities"):
+        logits(["a", "b"])
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    with pytest.raises(ValueError, match="not fitted"):
+        explain.wrap_classifier(make_pipeline(TfidfVectorizer(), LogisticRegression()))
+    assert clf([]).shape == (0, 2)
+    assert clf([POSITIVE]).shape == (1, 2)  # still works after the errors
+
+
+def test_encoder_classifier_batches_without_changing_results(minilm, imdb):
+    model, tok = minilm
+    train, test = imdb
+    clf = explain.EncoderClassifier(model, tok, batch_size=4)
+    texts = list(test["text"][:6]) + [test["text"][0]]
+    emb = clf.embed(texts, progress=False)
+    one_by_one = np.vstack([clf.embed_batch([t]) for t in texts])
+    np.testing.assert_allclose(emb, one_by_one, atol=1e-5)          # padding + sorting change nothing
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-6)
+    with pytest.raises(ValueError, match="not trained"):
+        clf.predict_proba(["x"])
+    with pytest.raises(ValueError, match="two classes"):
+        clf.fit(["a", "b"], [1, 1])
+
+
+def test_wrap_transformers_sequence_classifier(minilm):
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    _, tok = minilm
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, num_labels=2, id2label={0: "NEGATIVE", 1: "POSITIVE"})
+    net = BertForSequenceClassification(cfg).eval()
+    clf = explain.wrap_classifier(net, tok, batch_size=2)
+    assert clf.class_names == ["NEGATIVE", "POSITIVE"]
+    texts = [POSITIVE, NEGATIVE, "short"]
+    with torch.no_grad():
+        direct = [torch.softmax(net(**tok([t], return_tensors="pt")).logits, -1)[0].numpy() for t in texts]
+    np.testing.assert_allclose(clf(texts), np.vstack(direct), atol=1e-5)
+    with pytest.raises(TypeError, match="needs its tokenizer"):
+        explain.wrap_classifier(net)
+    with pytest.raises(TypeError, match="not a sequence classifier"):
+        explain.wrap_classifier(net.bert, tok)
+
+
+# ---------------------------------------------------------------- attributions
+
+def test_eli5_weights_are_coefficient_times_tfidf(tfidf):
+    att = explain.explain_text(POSITIVE, tfidf, "eli5", label=1)
+    vec, lr = tfidf.steps[0][1], tfidf.steps[1][1]
+    x = vec.transform([POSITIVE]).toarray()[0]
+    vocab = vec.vocabulary_
+    for f, w in zip(att.features, att.weights):
+        assert w == pytest.approx(lr.coef_[0, vocab[f]] * x[vocab[f]])
+    neg = explain.explain_text(POSITIVE, tfidf, "eli5", label=0)
+    assert dict(zip(neg.features, neg.weights)) == pytest.approx({f: -w for f, w in zip(att.features, att.weights)})
+    assert att.intercept == pytest.approx(lr.intercept_[0])
+
+
+def test_shap_values_add_up_to_the_prediction(tfidf):
+    att = explain.explain_text(POSITIVE, tfidf, "shap", label=1, num_samples=200)
+    p = tfidf.predict_proba([POSITIVE])[0, 1]
+    assert att.intercept + att.weights.sum() == pytest.approx(p, abs=1e-6)
+    for f, spans in zip(att.features, att.spans):
+        assert [POSITIVE[a:b] for a, b in spans] == [f] or (spans == [] and f.startswith("["))
+
+
+def test_shap_over_wordpiece_tokens_keeps_special_tokens_and_adds_up(tfidf, minilm):
+    _, tok = minilm
+    att = explain.explain_text(POSITIVE, tfidf, "shap", label=1, num_samples=150, tokenizer=tok)
+    assert att.intercept + att.weights.sum() == pytest.approx(tfidf.predict_proba([POSITIVE])[0, 1], abs=1e-6)
+    assert att.features[0] == "[CLS]" and att.spans[0] == []
+    assert set(att.by_word().index) == {m.lower() for m in re.findall(r"\w+", POSITIVE)}
+
+
+def test_lime_and_textexplainer_on_clear_review(tfidf):
+    lime = explain.explain_text(POSITIVE, tfidf, "lime", label="1", num_samples=500)
+    assert lime.top(1)[0][1] > 0 and 0 < lime.score <= 1
+    assert set(lime.by_word().index) == {m.lower() for m in re.findall(r"\w+", POSITIVE)}
+    te = explain.explain_text(NEGATIVE, tfidf, "textexplainer", label=0, num_samples=300)
+    assert te.score is not None and "mean_KL_divergence" in te.meta["metrics"]
+    assert te.top(1)[0][1] > 0   # the strongest word pushes towards "negative"
+
+
+def test_explain_text_bad_inputs(tfidf):
+    with pytest.raises(ValueError, match="unknown method"):
+        explain.explain_text(POSITIVE, tfidf, "gradcam")
+    with pytest.raises(ValueError, match="empty"):
+        explain.explain_text("   ", tfidf)
+    with pytest.raises(ValueError, match="out of range"):
+        explain.explain_text(POSITIVE, tfidf, label=5)
+    with pytest.raises(ValueError, match="unknown label"):
+        explain.explain_text(POSITIVE, tfidf, label="positive")
+    with pytest.raises(TypeError, match="textexplainer"):
+        explain.explain_text(POSITIVE, explain.wrap_classifier(tfidf.predict_proba, class_names=["0", "1"]), "eli5")
+
+
+def test_by_word_splits_ngrams_and_sums_repeats():
+    text = "not good, not bad"
+    att = explain.Attribution("x", ["not good", "not", "bad"], [1.0, 0.5, -2.0], 1, text=text,
+                              spans=[[(0, 8)], [(0, 3), (10, 13)], [(14, 17)]])
+    assert att.by_word().to_dict() == pytest.approx({"not": 1.0, "good": 0.5, "bad": -2.0})
+
+
+def test_compare_agreement_and_overlap(tfidf):
+    atts = [explain.explain_text(POSITIVE, tfidf, m, label=1, num_samples=300) for m in ("eli5", "lime", "shap")]
+    table = explain.compare(atts)
+    assert list(table.columns) == ["eli5", "lime", "shap"]
+    assert set(table.index) == {m.lower() for m in re.findall(r"\w+", POSITIVE)}
+    corr = explain.rank_correlation(table)
+    assert np.allclose(np.diag(corr), 1) and corr.loc["eli5", "shap"] > 0.3
+    ov = explain.top_overlap(table, k=3)
+    assert ((ov >= 0) & (ov <= 1)).all().all() and np.allclose(ov, ov.T)
+    assert explain.compare(atts, normalize=True).abs().max().max() == pytest.approx(1.0)
+    other = explain.explain_text(NEGATIVE, tfidf, "eli5", label=1)
+    with pytest.raises(ValueError, match="different texts"):
+        explain.compare([atts[0], other])
+
+
+def test_stability_reports_overlap_and_sign_flips(tfidf):
+    st = explain.stability(POSITIVE, tfidf, method="textexplainer", seeds=(0, 1, 2), num_samples=(60, 300), top_k=3)
+    assert list(st.summary.index) == [60, 300]
+    assert st.summary["runs"].tolist() == [3, 3]
+    assert st.summary["top3_jaccard"].between(0, 1).all()
+    assert len(st.attributions) == 6
+    for _, row in st.sign_flips.iterrows():
+        assert row["min_weight"] < 0 < row["max_weight"]
+    same = [explain.explain_text(POSITIVE, tfidf, "lime", label=1, num_samples=200, seed=7) for _ in range(2)]
+    np.testing.assert_array_equal(same[0].weights, same[1].weights)   # the seed is honoured
+    with pytest.raises(ValueError, match="two seeds"):
+        explain.stability(POSITIVE, tfidf, seeds=(0,))
+    st.plot()
+
+
+# ---------------------------------------------------------------- views
+
+def test_html_views_are_offline_and_escaped(tfidf, tmp_path, open_offline):
+    text = "Great <b>bold</b> claim & a great film"
+    att = explain.explain_text(text, tfidf, "lime", label=1, num_samples=200)
+    view = att.html()
+    assert "<script" not in view.body and not re.search(r"https?://", view.body)
+    assert "<b>bold" not in view.body and view.body.count("&lt;") == 2 and "&amp;" in view.body
+    e5 = explain.explain_text(text, tfidf, "eli5", label=1)
+    e5view = explain.eli5_html(e5.meta["eli5"])
+    assert "<script" not in e5view.body and not re.search(r"https?://", e5view.body)
+    both = explain.compare_html([att, e5])
+    path = both.save(tmp_path / "compare.html")
+    page = open_offline(path)
+    assert page.errors == [] and page.requests == []
+    shaded = page.page.locator("span[title]")
+    assert shaded.count() >= 2
+    assert "bold" in page.page.inner_text("body")
+
+
+def test_static_figures(tfidf):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    att = explain.explain_text(POSITIVE, tfidf, "eli5", label=1)
+    ax = att.plot(k=5)
+    assert len(ax.patches) == 5
+    ax2 = att.plot_text(width=40)
+    assert len(ax2.patches) > 0
+    ax3 = explain.plot_comparison(explain.compare([att]), k=4)
+    assert len(ax3.patches) == 4
+
+
+# ---------------------------------------------------------------- tabular
+
+@pytest.fixture(scope="module")
+def diabetes():
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=0)
+    model = GradientBoostingRegressor(n_estimators=60, max_depth=2, random_state=0).fit(Xtr, ytr)
+    return model, Xtr, Xte, ytr, yte
+
+
+def test_global_rankings_agree_on_diabetes(diabetes):
+    model, Xtr, Xte, _, yte = diabetes
+    table = explain.global_rankings(model, Xtr, Xte, yte, n_repeats=3, shap_rows=40, lime_rows=5, lime_samples=300)
+    assert {"permutation", "shap", "lime", "model", "rank_shap", "mean_rank"} <= set(table.columns)
+    assert set(table.index) == set(Xtr.columns)
+    assert {"bmi", "s5"} & set(table.index[:3])             # the well-known strongest features
+    assert explain.ranking_agreement(table).loc["permutation", "shap"] > 0.5
+
+
+def test_shap_and_lime_tabular(diabetes):
+    model, Xtr, Xte, _, _ = diabetes
+    sv = explain.shap_values(model, Xtr, Xte.iloc[:5])
+    pred = model.predict(Xte.iloc[:5])
+    np.testing.assert_allclose(sv.base_values + sv.values.sum(axis=1), pred, rtol=1e-6)
+    att = explain.lime_tabular(model, Xtr, Xte.iloc[0], num_samples=500)
+    assert sorted(att.meta["feature"]) == sorted(Xtr.columns) and att.score is not None
+    assert att.proba == pytest.approx(pred[0])
+    with pytest.raises(TypeError, match="DataFrame"):
+        explain.lime_tabular(model, Xtr.to_numpy(), Xte.iloc[0])
+    with pytest.raises(ValueError, match="one row"):
+        explain.lime_tabular(model, Xtr, Xte.iloc[:2])
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, interplab.explain; print(sorted(m for m in ('torch','sklearn','shap','lime','eli5','transformers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_text_classifier_names_fail_clearly(monkeypatch):
+    from interplab.models import ModelNotAvailableError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match="pass texts= and labels="):
+        explain.text_classifier("minilm")
+    with pytest.raises(ModelNotAvailableError, match="not a text classifier"):
+        explain.text_classifier("toy:attn-only-2l")
+    with pytest.raises(ModelNotAvailableError, match="not in the local Hugging Face cache"):
+        explain.text_classifier("nobody-here/not-a-cached-sentiment-model")
