@@ -19,6 +19,7 @@ from . import config
 from .notebooks import catalogue
 
 
+# nbconvert adds require.js from a CDN; the kit's views carry their own scripts and need none.
 _CDN_REQUIRE = re.compile(r'<script[^>]+src="https://[^"]*require(?:\.min)?\.js"[^>]*>\s*</script>')
 
 
@@ -52,11 +53,24 @@ def execute(path: Path, out_dir: Path, timeout: int = 900) -> Result:
     seconds = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / path.name)
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    # The kit's views carry their own scripts; nbconvert's require.js from a CDN is not needed offline.
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(_without_widgets(nb))
     body = _CDN_REQUIRE.sub("", body)
     (out_dir / f"{path.stem}.html").write_text(body, encoding="utf-8")
     return Result(str(path.name), title, not error, seconds, error)
+
+
+def _without_widgets(nb):
+    """A copy without widget views (tqdm bars): the page shows their text, and needs no widget JS from a CDN."""
+    import copy
+
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data")
+            if data and "application/vnd.jupyter.widget-view+json" in data:
+                data.pop("application/vnd.jupyter.widget-view+json")
+    return nb
 
 
 def write_index(results: list[Result], out_dir: Path) -> Path:
