@@ -1,0 +1,396 @@
+"""Log-probabilities of continuations after prompts, fast, for local causal LMs.
+
+``continuation_logprobs(model, tokenizer, prompts, continuations)`` returns, for every prompt, the
+summed log-probability of each of its continuations (classes). It is what every task type in
+``interplab.evals`` is built on, and it is exact: the same numbers as running ``prompt + class``
+through the model once per class (tested to 1e-5), only faster:
+
+* **the prompt runs once per item**, not once per class. All classes of an item are packed into one
+  sequence ``prompt + class_1 + class_2 + ...`` with a tree-shaped attention mask (each class sees
+  the prompt and its own earlier tokens, never another class) and position ids that restart after
+  the prompt. A k-class item costs one forward pass of about ``len(prompt) + sum(len(class))`` tokens.
+  Single-token classes need no class tokens at all: their log-probs are read at the prompt's last
+  position.
+* **length bucketing**: items are sorted by packed length and batched up to a token budget, right
+  padded (exact for causal models: real tokens never attend to later padding).
+* **the LM head runs only where a log-prob is read** (a few positions per item, not every position).
+
+Models without custom-mask support (the kit's toy models, or an HF model whose probe fails) get one
+row per distinct ``prompt + class`` instead, still batched and still reading only the positions needed.
+Every fast path is checked once per model against the plain one-forward-per-class computation on a
+small probe; a path that disagrees is switched off with a warning, never used silently.
+
+Tokenization at the prompt/class boundary follows the prize pipeline: classes begin with a space
+(``" Yes"``); the class tokens are those of ``tokenize(prompt + class)`` after the prompt's tokens.
+A prompt ending in whitespace has that whitespace moved onto the class (``"A: " + "B"`` is scored
+as ``"A:" + " B"``, the way the text would be tokenized). Where a class merges with the end of the
+prompt into one token, the merged token is scored and a warning says how many items that touched.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["continuation_logprobs", "encode", "split_boundary", "max_length"]
+
+_PROBE_PROMPTS = ["The cat sat on the", "Question: is it true?\nAnswer:"]
+_PROBE_CLASSES = [[" mat", " big red dog", " floor of the house"], [" Yes", " No", " I do not know"]]
+
+
+def _is_hf(model) -> bool:
+    return hasattr(model, "config") and hasattr(model, "get_output_embeddings") and hasattr(model, "base_model")
+
+
+def encode(tokenizer, text: str) -> list[int]:
+    """Token ids of ``text`` as the tokenizer produces them for a whole document (special tokens included)."""
+    out = tokenizer(text)
+    ids = out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out
+    if hasattr(ids, "tolist"):
+        ids = ids.tolist()
+    if ids and isinstance(ids[0], list):  # batched output for one string
+        ids = ids[0]
+    return [int(i) for i in ids]
+
+
+def _bos(tokenizer) -> int | None:
+    for attr in ("bos_token_id", "eos_token_id"):
+        v = getattr(tokenizer, attr, None)
+        if isinstance(v, int):
+            return v
+    return None
+
+
+def split_boundary(prompt: str, cont: str) -> tuple[str, str]:
+    """Move whitespace that ends the prompt onto the continuation (``"A: ", "B"`` -> ``"A:", " B"``)."""
+    if cont and not cont[0].isspace():
+        stripped = prompt.rstrip()
+        if len(stripped) < len(prompt):
+            return stripped, prompt[len(stripped):] + cont
+    return prompt, cont
+
+
+def max_length(model) -> int | None:
+    """The longest sequence the model takes (n_positions / max_position_embeddings / n_ctx), if known."""
+    cfg = getattr(model, "config", None) or getattr(model, "cfg", None)
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx", "max_seq_len"):
+        v = getattr(cfg, attr, None) if cfg is not None else None
+        if isinstance(v, int) and v > 0:
+            return v
+    return None
+
+
+@dataclass
+class _Item:
+    """One prompt with its classes, as tokens: shared prefix + one branch per class."""
+
+    prefix: list[int]
+    branches: list[list[int]]          # tokens after the prefix, per class (all scored from `starts`)
+    starts: list[int] = field(default_factory=list)  # first scored branch index per class (0 unless merged)
+
+    def packed_len(self) -> int:
+        return len(self.prefix) + sum(len(b) - 1 for b in self.branches)
+
+
+def _tokenize_items(tokenizer, prompts, continuations, limit):
+    items, merged, truncated = [], 0, 0
+    bos = _bos(tokenizer)
+    for i, (prompt, conts) in enumerate(zip(prompts, continuations)):
+        if not isinstance(prompt, str):
+            raise TypeError(f"item {i}: prompt must be a string, got {type(prompt).__name__}")
+        if len(conts) == 0:
+            raise ValueError(f"item {i}: no continuations to score")
+        seqs, bounds, was_merged = [], [], False
+        for c in conts:
+            if not isinstance(c, str) or c == "":
+                raise ValueError(f"item {i}: every class/continuation must be a non-empty string, got {c!r}")
+            p, cc = split_boundary(prompt, c)
+            P, F = encode(tokenizer, p), encode(tokenizer, p + cc)
+            if not P and bos is not None:  # nothing to condition on: start from BOS, like lm-eval
+                P, F = [bos], [bos] + F
+            n = 0
+            while n < min(len(P), len(F)) and P[n] == F[n]:
+                n += 1
+            if n < len(P):
+                was_merged = True
+            if n >= len(F):
+                raise ValueError(f"item {i}: continuation {c!r} adds no tokens after the prompt")
+            if n == 0:
+                raise ValueError(f"item {i}: empty prompt and the tokenizer has no BOS/EOS token to start from")
+            seqs.append(F)
+            bounds.append(n)
+        merged += was_merged
+        # shared prefix: the part of the prompt every class keeps, minus the last scored-from token
+        k = min(bounds)
+        prefix = seqs[0][:k]
+        branches = [s[k:] for s in seqs]
+        starts = [b - k for b in bounds]
+        if limit and max(len(s) for s in seqs) > limit:
+            cut = max(len(s) for s in seqs) - limit
+            if cut >= len(prefix) - 1:
+                raise ValueError(f"item {i}: the continuations alone are longer than the model's context ({limit} tokens)")
+            prefix = prefix[cut:]
+            truncated += 1
+        items.append(_Item(prefix, branches, starts))
+    if merged:
+        warnings.warn(
+            f"{merged} item(s): a class merged with the end of its prompt into one token; the merged token was "
+            "scored (start classes with a space, e.g. ' Yes', and do not end prompts with one)", stacklevel=3)
+    if truncated:
+        warnings.warn(f"{truncated} item(s) longer than the model's context ({limit} tokens): prompts cut from the left",
+                      stacklevel=3)
+    return items
+
+
+def _forward_logprobs(model, input_ids, positions, *, attention_mask=None, position_ids=None, head_split=True):
+    """Log-softmax rows at (batch, position) pairs; the LM head runs only there when possible."""
+    import torch
+
+    b_idx, t_idx = positions
+    if head_split and _is_hf(model):
+        kwargs = {"input_ids": input_ids, "use_cache": False}
+        if attention_mask is not None:
+            kwargs["attention_mask"] = attention_mask
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids
+        hidden = model.base_model(**kwargs)[0]
+        logits = model.get_output_embeddings()(hidden[b_idx, t_idx])
+    elif _is_hf(model):
+        kwargs = {"input_ids": input_ids, "use_cache": False}
+        if attention_mask is not None:
+            kwargs["attention_mask"] = attention_mask
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids
+        logits = model(**kwargs).logits[b_idx, t_idx]
+    else:
+        out = model(input_ids)
+        logits = (out.logits if hasattr(out, "logits") else out)[b_idx, t_idx]
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def _batches(lengths, batch_tokens, max_batch):
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    batch, longest = [], 0
+    for i in order:
+        L = lengths[i]
+        if batch and (max(longest, L) * (len(batch) + 1) > batch_tokens or len(batch) >= max_batch):
+            yield batch
+            batch, longest = [], 0
+        batch.append(int(i))
+        longest = max(longest, L)
+    if batch:
+        yield batch
+
+
+def _score_packed(model, items, out, *, batch_tokens, max_batch, head_split, pad_id, bar):
+    """One row per item: prefix + every class's tokens but its last, with a tree attention mask."""
+    import torch
+
+    device = _device(model)
+    lengths = [it.packed_len() for it in items]
+    for batch in _batches(lengths, batch_tokens, max_batch):
+        T = max(lengths[i] for i in batch)
+        B = len(batch)
+        ids = torch.full((B, T), pad_id, dtype=torch.long)
+        pos = torch.zeros((B, T), dtype=torch.long)
+        need_tree = any(len(b) > 1 for i in batch for b in items[i].branches)
+        seg = torch.full((B, T), -1, dtype=torch.long)  # 0 = prefix, c + 1 = class c, -1 = padding
+        rows, cols, targets, owners = [], [], [], []
+        for r, i in enumerate(batch):
+            it = items[i]
+            n = len(it.prefix)
+            ids[r, :n] = torch.tensor(it.prefix)
+            pos[r, :n] = torch.arange(n)
+            seg[r, :n] = 0
+            at = n
+            for c, br in enumerate(it.branches):
+                inp = br[:-1]
+                m = len(inp)
+                if m:
+                    ids[r, at:at + m] = torch.tensor(inp)
+                    pos[r, at:at + m] = torch.arange(n, n + m)
+                    seg[r, at:at + m] = c + 1
+                # token j of the branch is predicted at: prefix end (j=0) or the branch's input j-1
+                src = [n - 1] + list(range(at, at + m))
+                for j in range(it.starts[c], len(br)):
+                    rows.append(r)
+                    cols.append(src[j])
+                    targets.append(br[j])
+                    owners.append((i, c))
+                at += m
+        mask = None
+        if need_tree:
+            # query i sees key j when j <= i and j is in the prefix or in i's own class (padding: the prefix only)
+            si, sj = seg[:, :, None], seg[:, None, :]
+            causal = torch.ones(T, T, dtype=torch.bool).tril()
+            mask = (causal & ((sj == 0) | ((sj == si) & (sj > 0))))[:, None]
+        with torch.inference_mode():
+            if mask is not None:
+                lp = _forward_logprobs(model, ids.to(device), (torch.tensor(rows), torch.tensor(cols)),
+                                       attention_mask=mask.to(device), position_ids=pos.to(device), head_split=head_split)
+            else:
+                # right padding needs no mask: real tokens never attend to the padding after them
+                lp = _forward_logprobs(model, ids.to(device), (torch.tensor(rows), torch.tensor(cols)),
+                                       head_split=head_split)
+            vals = lp.gather(1, torch.tensor(targets, device=lp.device)[:, None])[:, 0].double().cpu().numpy()
+        for (i, c), v in zip(owners, vals):
+            out[i][c] += v
+        if bar is not None:
+            bar.update(len(batch))
+
+
+def _score_rows(model, items, out, *, batch_tokens, max_batch, head_split, pad_id, bar):
+    """One row per distinct prefix + class[:-1] (single-token classes share one row), right padded."""
+    import torch
+
+    device = _device(model)
+    rows_spec = []  # (item, tokens, [(class, [(col, target)])])
+    for i, it in enumerate(items):
+        by_input: dict[tuple, list] = {}
+        for c, br in enumerate(it.branches):
+            inp = tuple(it.prefix + br[:-1])
+            n = len(it.prefix)
+            reads = [(n - 1 + j, br[j]) for j in range(it.starts[c], len(br))]
+            by_input.setdefault(inp, []).append((c, reads))
+        for inp, reads in by_input.items():
+            rows_spec.append((i, list(inp), reads))
+    lengths = [len(s[1]) for s in rows_spec]
+    done_items: dict[int, int] = {}
+    n_rows_per_item: dict[int, int] = {}
+    for s in rows_spec:
+        n_rows_per_item[s[0]] = n_rows_per_item.get(s[0], 0) + 1
+    for batch in _batches(lengths, batch_tokens, max_batch):
+        T = max(lengths[k] for k in batch)
+        ids = torch.full((len(batch), T), pad_id, dtype=torch.long)
+        rows, cols, targets, owners = [], [], [], []
+        for r, k in enumerate(batch):
+            i, toks, reads = rows_spec[k]
+            ids[r, :len(toks)] = torch.tensor(toks)
+            for c, rd in reads:
+                for col, tgt in rd:
+                    rows.append(r)
+                    cols.append(col)
+                    targets.append(tgt)
+                    owners.append((i, c))
+        with torch.inference_mode():
+            lp = _forward_logprobs(model, ids.to(device), (torch.tensor(rows), torch.tensor(cols)), head_split=head_split)
+            vals = lp.gather(1, torch.tensor(targets, device=lp.device)[:, None])[:, 0].double().cpu().numpy()
+        for (i, c), v in zip(owners, vals):
+            out[i][c] += v
+        if bar is not None:
+            finished = 0
+            for k in batch:
+                i = rows_spec[k][0]
+                done_items[i] = done_items.get(i, 0) + 1
+                finished += done_items[i] == n_rows_per_item[i]
+            bar.update(finished)
+
+
+def _device(model):
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError, TypeError):
+        return "cpu"
+
+
+def _reference(model, items, head_split=False):
+    """The plain computation: one forward per (item, class), full logits. Used to check the fast paths."""
+    import torch
+
+    device = _device(model)
+    res = []
+    for it in items:
+        vals = []
+        for c, br in enumerate(it.branches):
+            toks = it.prefix + br
+            with torch.inference_mode():
+                ids = torch.tensor([toks], device=device)
+                out = model(input_ids=ids) if _is_hf(model) else model(ids)
+                logits = out.logits if hasattr(out, "logits") else out
+                lp = torch.log_softmax(logits[0].float(), dim=-1)
+            n = len(it.prefix)
+            vals.append(float(sum(lp[n - 1 + j, br[j]].item() for j in range(it.starts[c], len(br)))))
+        res.append(vals)
+    return res
+
+
+def _choose_paths(model, tokenizer, method, head_split):
+    """Check the fast paths once per model on a small probe; keep only those that agree to 1e-4."""
+    cached = getattr(model, "_interplab_scoring_path", None)
+    if cached is not None:
+        chosen_method, chosen_split = cached
+        if method != "auto":
+            return method, (head_split if head_split is not None else chosen_split)
+        return chosen_method, chosen_split
+    try:
+        probe = _tokenize_items(tokenizer, _PROBE_PROMPTS, _PROBE_CLASSES, max_length(model))
+    except Exception:  # tokenizer without these words (toy vocabularies): use its own first tokens
+        probe = [_Item([1, 2, 3, 4], [[5], [6, 7], [8, 9, 10]], [0, 0, 0])]
+    ref = _reference(model, probe)
+    chosen_method, chosen_split = "rows", False
+    candidates = [("packed", True), ("packed", False), ("rows", True), ("rows", False)] if _is_hf(model) \
+        else [("rows", False)]
+    for m, hs in candidates:
+        out = [np.zeros(len(it.branches)) for it in probe]
+        try:
+            fn = _score_packed if m == "packed" else _score_rows
+            fn(model, probe, out, batch_tokens=4096, max_batch=8, head_split=hs, pad_id=0, bar=None)
+        except Exception:
+            continue
+        if max(float(np.max(np.abs(o - np.asarray(r)))) for o, r in zip(out, ref)) < 1e-4:
+            chosen_method, chosen_split = m, hs
+            break
+    if _is_hf(model) and (chosen_method, chosen_split) != ("packed", True):
+        warnings.warn(f"{type(model).__name__}: the fastest scoring path disagreed with the plain one on a probe; "
+                      f"using '{chosen_method}' (head_split={chosen_split})", stacklevel=3)
+    try:
+        model._interplab_scoring_path = (chosen_method, chosen_split)
+    except AttributeError:
+        pass
+    if method != "auto":
+        return method, (head_split if head_split is not None else chosen_split)
+    return chosen_method, chosen_split
+
+
+def continuation_logprobs(model, tokenizer, prompts, continuations, *, method: str = "auto",
+                          batch_tokens: int = 4096, max_batch: int = 64, head_split: bool | None = None,
+                          progress: bool = True, desc: str = "scoring") -> list[np.ndarray]:
+    """Summed log-prob of each continuation after its prompt: ``out[i][c] = log p(continuations[i][c] | prompts[i])``.
+
+    ``model`` is a Hugging Face causal LM or a kit toy model (``model(tokens) -> logits``);
+    ``continuations[i]`` is the list of classes for ``prompts[i]`` (e.g. ``[" Yes", " No"]``).
+    ``method``: "auto" (fastest path that passes the per-model probe), "packed" (all classes in one
+    sequence with a tree mask), "rows" (one row per distinct prompt+class), or "reference"
+    (one plain forward per item and class: slow, for checking). ``batch_tokens`` bounds
+    rows x padded length per forward pass.
+    """
+    if len(prompts) != len(continuations):
+        raise ValueError(f"{len(prompts)} prompts but {len(continuations)} lists of continuations")
+    if isinstance(prompts, str):
+        raise TypeError("prompts must be a list of strings, not one string")
+    if method not in ("auto", "packed", "rows", "reference"):
+        raise ValueError(f"method must be 'auto', 'packed', 'rows' or 'reference', got {method!r}")
+    if hasattr(model, "eval"):
+        model.eval()
+    items = _tokenize_items(tokenizer, list(prompts), [list(c) for c in continuations], max_length(model))
+    if method == "reference":
+        return [np.asarray(v, dtype=float) for v in _reference(model, items)]
+    m, hs = _choose_paths(model, tokenizer, method, head_split)
+    if m == "packed" and not _is_hf(model):
+        raise ValueError("method='packed' needs a Hugging Face model (custom attention masks); use 'rows'")
+    pad_id = getattr(tokenizer, "pad_token_id", None)
+    pad_id = pad_id if isinstance(pad_id, int) else 0
+    out = [np.zeros(len(it.branches)) for it in items]
+    bar = None
+    if progress and len(items) > 1:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(items), desc=desc, leave=False)
+    try:
+        fn = _score_packed if m == "packed" else _score_rows
+        fn(model, items, out, batch_tokens=batch_tokens, max_batch=max_batch, head_split=hs, pad_id=pad_id, bar=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return out
