@@ -309,3 +309,128 @@ def test_text_classifier_names_fail_clearly(monkeypatch):
         explain.text_classifier("toy:attn-only-2l")
     with pytest.raises(ModelNotAvailableError, match="not in the local Hugging Face cache"):
         explain.text_classifier("nobody-here/not-a-cached-sentiment-model")
+
+
+# ---------------------------------------------------------------- faithfulness: attributions vs real deletions
+
+def _additive(batch):
+    """A known model: p(pos) = 0.6 + 0.3 [good] - 0.4 [not], so each word's deletion effect is exact."""
+    words = [set(re.findall(r"\w+", t.lower())) for t in batch]
+    p = np.array([0.6 + 0.3 * ("good" in w) - 0.4 * ("not" in w) for w in words])
+    return np.stack([1 - p, p], axis=1)
+
+
+def _known():
+    return explain.wrap_classifier(_additive, class_names=["neg", "pos"], progress=False)
+
+
+def test_delete_words_removes_whole_words_only():
+    assert explain.delete_words("The food was not good.", "not") == "The food was good."
+    assert explain.delete_words("Not bad, NOT bad at all.", ["not"]) == "bad, bad at all."
+    assert explain.delete_words("nothing is not knotted", "not") == "nothing is knotted"
+    assert explain.delete_words("it was not at all good", "at all") == "it was not good"
+    assert explain.delete_words("a b  c", ["b"]) == "a c"
+    with pytest.raises(ValueError, match="contain no word characters"):
+        explain.delete_words("text", "...")
+    with pytest.raises(TypeError, match="must be a str"):
+        explain.delete_words(["a list"], "a")
+
+
+def test_deletion_effects_are_the_models_own_answer(tfidf):
+    text = "The food was not good."
+    eff = explain.deletion_effects(text, _known(), label="pos")
+    assert eff.index.tolist() == ["the", "food", "was", "not", "good"]
+    assert eff.to_dict() == pytest.approx({"the": 0, "food": 0, "was": 0, "not": -0.4, "good": 0.3})
+    # any model: the same numbers as calling it by hand
+    eff = explain.deletion_effects(POSITIVE, tfidf, label=1)
+    p = tfidf.predict_proba([POSITIVE, explain.delete_words(POSITIVE, "superb")])[:, 1]
+    assert eff["superb"] == pytest.approx(p[0] - p[1])
+    assert eff.loc["superb"] > 0 and explain.deletion_effects(NEGATIVE, tfidf, label=1)["awful"] < 0
+
+
+def test_faithfulness_scores_right_and_wrong_attributions():
+    text = "The food was not good."
+    right = explain.Attribution("right", ["not", "good", "food"], [-0.4, 0.3, 0.01], 1, "pos", text=text,
+                                spans=[[(13, 16)], [(17, 21)], [(4, 8)]])
+    wrong = explain.Attribution("wrong", ["not", "good", "food"], [0.4, -0.3, 0.5], 1, "pos", text=text,
+                                spans=[[(13, 16)], [(17, 21)], [(4, 8)]])
+    f = explain.faithfulness([right, wrong], _known())
+    s = f.summary
+    assert s.loc["right", "top_word"] == "not" and s.loc["right", "top_effect"] == pytest.approx(-0.4)
+    assert s.loc["right", "top_effect_rank"] == 1 and s.loc["wrong", "top_word"] == "food"
+    assert s.loc["wrong", "top_effect_rank"] == 3                 # 'food' ties with the zero-effect words
+    assert s.loc["right", "sign_agreement"] == 1.0 and s.loc["wrong", "sign_agreement"] == 0.0
+    assert s.loc["right", "spearman"] > 0.5 > s.loc["wrong", "spearman"]
+    # deleting each method's most positive word: 'good' (really +0.3) vs 'food' (really 0)
+    assert s.loc["right", "comprehensiveness@1"] == pytest.approx(0.3)
+    assert s.loc["wrong", "comprehensiveness@1"] == pytest.approx(0.0)
+    assert f.words.loc["not"].tolist() == pytest.approx([-0.4, -0.4, 0.4])
+    assert f.proba == pytest.approx(0.5)
+    # LIME on the known model finds what deletion finds
+    lime = explain.explain_text(text, _known(), "lime", label="pos", num_samples=300, seed=0)
+    fl = explain.faithfulness(lime, _known()).summary.loc["lime"]
+    assert fl["top_word"] == "not" and fl["spearman"] > 0.8 and fl["sign_agreement"] == 1.0
+    other = explain.Attribution("x", ["a"], [1.0], 1, "pos", text="another text", spans=[[(0, 1)]])
+    with pytest.raises(ValueError, match="different texts"):
+        explain.faithfulness([right, other], _known())
+    with pytest.raises(ValueError, match="at least one"):
+        explain.faithfulness([], _known())
+    with pytest.raises(ValueError, match="k must be"):
+        explain.faithfulness(right, _known(), k=0)
+
+
+PAIRS = [
+    {"id": "a", "kind": "negated praise", "original": "The food was good.", "edited": "The food was not good.", "cue": "not"},
+    {"id": "b", "kind": "intensifier", "original": "The food was good.", "edited": "The food was really good.", "cue": "really"},
+    {"id": "c", "kind": "negated praise", "original": "I loved it, good.", "edited": "I did not love it, good.", "cue": "not"},
+]
+
+
+def test_minimal_pairs_checks_the_cue_against_the_edit():
+    import pandas as pd
+
+    pairs = pd.DataFrame(PAIRS)
+    before = pairs.copy()
+    res = explain.minimal_pairs(pairs, _known(), methods=("lime", "shap"), label="pos",
+                                num_samples={"lime": 300, "shap": 60}, progress=False)
+    pd.testing.assert_frame_equal(pairs, before)                       # the caller's table is untouched
+    t = res.table.set_index(["pair", "method"])
+    assert len(t) == 6 and set(res.attributions) == set(t.index)
+    a = t.loc[("a", "lime")]
+    assert a["p_original"] == pytest.approx(0.9) and a["p_edited"] == pytest.approx(0.5)
+    assert a["shift"] == pytest.approx(-0.4) == a["cue_effect"] and a["flipped"]
+    assert a["pure_insertion"] and a["cue_rank"] == 1 and a["cue_weight"] < -0.2 and a["kind"] == "negated praise"
+    b = t.loc[("b", "lime")]
+    assert b["p_edited"] == pytest.approx(0.9) and b["shift"] == pytest.approx(0) == b["cue_effect"] and not b["flipped"]
+    assert abs(b["cue_weight"]) < 0.05 and b["pure_insertion"]         # a word the model ignores gets ~no weight
+    assert not t.loc[("c", "lime"), "pure_insertion"]                  # 'loved' -> 'did not love' is more than one word
+    for m in ("lime", "shap"):
+        assert t.loc[("a", m), "top_word"] == "not" and t.loc[("a", m), "top_effect_rank"] == 1
+    s = res.summary(by="kind")
+    assert s.loc[("negated praise", "lime"), "pairs"] == 2 and s.loc[("negated praise", "lime"), "cue_sign_ok"] == 1.0
+    assert s.loc[("intensifier", "shap"), "flip_rate"] == 0.0 and s.loc[("negated praise", "shap"), "flip_rate"] == 1.0
+    axes = res.plot(by="kind")
+    assert len(axes) == 2 and len(axes[1].collections) == 2          # one scatter per method
+    import matplotlib.pyplot as plt
+    plt.close("all")
+
+
+def test_minimal_pairs_bad_inputs():
+    import pandas as pd
+
+    pairs = pd.DataFrame(PAIRS)
+    with pytest.raises(ValueError, match="lack column.*cue"):
+        explain.minimal_pairs(pairs.drop(columns="cue"), _known(), progress=False)
+    with pytest.raises(ValueError, match="pair 'a': cue 'never' is not a whole word"):
+        explain.minimal_pairs(pairs.assign(cue=["never", "not", "not"]), _known(), progress=False)
+    with pytest.raises(ValueError, match="pair 'b': edited is empty"):
+        explain.minimal_pairs(pairs.assign(edited=[PAIRS[0]["edited"], " ", "x not"]), _known(), progress=False)
+    with pytest.raises(ValueError, match="unknown method"):
+        explain.minimal_pairs(pairs, _known(), methods=("gradcam",), progress=False)
+    with pytest.raises(ValueError, match="no entry for"):
+        explain.minimal_pairs(pairs, _known(), methods=("lime", "shap"), num_samples={"lime": 100}, progress=False)
+    with pytest.raises(ValueError, match="unknown label 'happy'"):
+        explain.minimal_pairs(pairs, _known(), label="happy", progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        explain.minimal_pairs(pairs.iloc[:0], _known(), progress=False)
+    assert pairs.equals(pd.DataFrame(PAIRS))

@@ -11,6 +11,8 @@ Text::
     table = explain.compare([att, explain.explain_text(review, clf, "shap", label="pos")])
     explain.rank_correlation(table)         # do the methods agree?
     explain.stability(review, clf, seeds=(0, 1, 2), num_samples=(250, 1000)).summary
+    explain.faithfulness([att, shap_att], clf).summary   # do the weights match what deleting a word does?
+    explain.minimal_pairs(pairs, clf, label="pos")      # "good" vs "not good": is the edit credited?
 
 ``wrap_classifier`` makes any text classifier (scikit-learn pipeline, ``transformers`` sequence
 classifier, or a function) a batched, deduplicating ``predict_proba`` that LIME and SHAP can call
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 from .attribution import Attribution
 from .classifier import BatchedClassifier, EncoderClassifier, batched_map, text_classifier, wrap_classifier
+from .faithfulness import (Faithfulness, MinimalPairs, delete_words, deletion_effects, faithfulness,
+                           minimal_pairs)
 from .render import (attribution_html, compare_html, eli5_html, plot_comparison, plot_stability, plot_text,
                      plot_weights)
 from .tabular import (global_rankings, lime_ranking, lime_tabular, permutation_ranking, ranking_agreement,
@@ -32,5 +36,6 @@ __all__ = [
     "batched_map", "compare", "compare_html", "eli5_html", "explain_text", "global_rankings", "lime_ranking",
     "lime_tabular", "permutation_ranking", "plot_comparison", "plot_stability", "plot_text", "plot_weights",
     "rank_correlation", "ranking_agreement", "shap_values", "stability", "text_classifier", "top_overlap",
-    "wrap_classifier",
+    "wrap_classifier", "Faithfulness", "MinimalPairs", "delete_words", "deletion_effects", "faithfulness",
+    "minimal_pairs",
 ]
