@@ -354,7 +354,7 @@ def _choose_paths(model, tokenizer, method, head_split):
 
 
 def continuation_logprobs(model, tokenizer, prompts, continuations, *, method: str = "auto",
-                          batch_tokens: int = 4096, max_batch: int = 64, head_split: bool | None = None,
+                          batch_tokens: int = 1024, max_batch: int = 64, head_split: bool | None = None,
                           progress: bool = True, desc: str = "scoring") -> list[np.ndarray]:
     """Summed log-prob of each continuation after its prompt: ``out[i][c] = log p(continuations[i][c] | prompts[i])``.
 
@@ -363,7 +363,8 @@ def continuation_logprobs(model, tokenizer, prompts, continuations, *, method: s
     ``method``: "auto" (fastest path that passes the per-model probe), "packed" (all classes in one
     sequence with a tree mask), "rows" (one row per distinct prompt+class), or "reference"
     (one plain forward per item and class: slow, for checking). ``batch_tokens`` bounds
-    rows x padded length per forward pass.
+    rows x padded length per forward pass (1024 measured fastest on a 2-core CPU for a GPT-2-small
+    model, 1.4x faster than 4096: smaller activations stay in cache; raise it on a GPU).
     """
     if len(prompts) != len(continuations):
         raise ValueError(f"{len(prompts)} prompts but {len(continuations)} lists of continuations")
