@@ -74,9 +74,51 @@ def test_scorer_matches_hand_computed_logprobs(gpt2, tok, method):
 
 def test_fast_path_is_the_packed_one_and_batching_does_not_change_results(gpt2, tok):
     a = continuation_logprobs(gpt2, tok, PROMPTS * 5, CLASSES * 5, progress=False)
-    assert gpt2._interplab_scoring_path == ("packed", True)
+    assert gpt2._interplab_scoring_path == ("packed", "last")
     b = continuation_logprobs(gpt2, tok, PROMPTS * 5, CLASSES * 5, batch_tokens=64, max_batch=1, progress=False)
     np.testing.assert_allclose(np.concatenate(a), np.concatenate(b), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["packed", "rows"])
+@pytest.mark.parametrize("head", ["last", "split", "full"])
+def test_every_head_path_matches_hand_computed_logprobs(gpt2, tok, method, head):
+    """The last block run only at the read positions (and the other head paths) give the plain numbers."""
+    got = continuation_logprobs(gpt2, tok, PROMPTS * 3, CLASSES * 3, method=method, head=head, batch_tokens=96,
+                                progress=False)
+    for p, cs, g in zip(PROMPTS * 3, CLASSES * 3, got):
+        np.testing.assert_allclose(g, [hand_logprob(gpt2, tok, p, c) for c in cs], atol=1e-5, rtol=0)
+
+
+def test_last_block_path_is_only_offered_for_gpt2_style_models(gpt2):
+    from interplab.evals import lastblock
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    assert lastblock.supports(gpt2)
+    llama = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2, vocab_size=50))
+    assert not lastblock.supports(llama)
+
+
+def test_fused_gelu_is_restored_after_scoring_even_on_error(gpt2, tok):
+    from interplab.evals.scoring import _fused_activations
+
+    acts = [m for m in gpt2.modules() if type(m).__name__ == "NewGELUActivation"]
+    assert acts and all("forward" not in vars(m) for m in acts)
+    x = torch.linspace(-4, 4, 101)
+    plain = acts[0](x)
+    with pytest.raises(RuntimeError, match="boom"):
+        with _fused_activations(gpt2) as n:
+            assert n == len(acts) and all("forward" in vars(m) for m in acts)
+            torch.testing.assert_close(acts[0](x), plain, atol=1e-6, rtol=0)  # the same function
+            raise RuntimeError("boom")
+    assert all("forward" not in vars(m) for m in acts)
+    continuation_logprobs(gpt2, tok, PROMPTS, CLASSES, progress=False)
+    assert all("forward" not in vars(m) for m in acts)
+
+
+def test_bad_head_is_refused(gpt2, tok):
+    with pytest.raises(ValueError, match="head must be"):
+        continuation_logprobs(gpt2, tok, PROMPTS, CLASSES, head="fast", progress=False)
 
 
 def test_model_without_masks_uses_rows_path(gpt2, tok):
@@ -92,7 +134,7 @@ def test_model_without_masks_uses_rows_path(gpt2, tok):
 
     m = IdsOnly(gpt2)
     got = continuation_logprobs(m, tok, PROMPTS, CLASSES, progress=False)
-    assert m._interplab_scoring_path == ("rows", False)
+    assert m._interplab_scoring_path == ("rows", "full")
     for p, cs, g in zip(PROMPTS, CLASSES, got):
         np.testing.assert_allclose(g, [hand_logprob(gpt2, tok, p, c) for c in cs], atol=1e-5)
 
