@@ -3,12 +3,17 @@
 One 1,000-sample LIME explanation of a ~60-token IMDB review through the MiniLM classifier
 (embedded MiniLM-L6 + logistic-regression head), on 2 CPU threads:
 
-* kit      : ``explain_text(review, wrap_classifier(clf), "lime")`` (dedupe, length-sorted batches of 32)
-* unbatched: the same LIME call with a ``classifier_fn`` that runs one text at a time
-* floor    : the raw encoder + head on exactly the texts LIME asked for, batches of 32 in LIME's order
-             (no LIME, no wrapper): what the model alone costs
+* kit        : ``explain_text(review, wrap_classifier(clf), "lime")`` as a user gets it: dedupe,
+               length-sorted batches of 32, the classifier's default precision (``"auto"``: bfloat16
+               matrix multiplies where the CPU has AMX, else float32)
+* kit float32: the same with ``precision="float32"`` (batching alone, no precision change)
+* unbatched  : the same LIME call with a ``classifier_fn`` that runs one text at a time, in
+               float32 and in the kit's precision; the faster of the two is the baseline
+* floor      : the raw encoder + head on exactly the texts LIME asked for, batches of 32 in LIME's
+               order (no LIME, no wrapper), at the kit's precision: what the model alone costs
 
-Targets (issue 6): unbatched / kit >= 4, kit / floor <= 1.25.
+Targets (issue 6): unbatched / kit >= 4, kit / floor <= 1.25. Also printed: how far the kit's LIME
+weights are from the float32 one-at-a-time run, next to how far changing LIME's seed moves them.
 Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_explain.py [--samples 1000] [--repeats 3]``
 """
 from __future__ import annotations
@@ -31,6 +36,7 @@ def main() -> int:
     import numpy as np
     import torch
     from lime.lime_text import LimeTextExplainer
+    from scipy.stats import spearmanr
 
     import interplab
     from interplab import explain
@@ -39,63 +45,86 @@ def main() -> int:
     train = interplab.data.load("imdb", split="train")
     test = interplab.data.load("imdb", split="test")
     model, tok = interplab.models.load_encoder(attentions=False)
-    enc = explain.EncoderClassifier(model, tok).fit(list(train.text), list(train.label))
+    clf = {p: explain.EncoderClassifier(model, tok, precision=p).fit(list(train.text), list(train.label))
+           for p in ("auto", "float32")}
+    prec = clf["auto"].precision
     lengths = np.array([len(tok(t)["input_ids"]) for t in test.text])
     review = test.text.iloc[int(np.argmin(np.abs(lengths - args.tokens)))]
     print(f"review: {len(tok(review)['input_ids'])} tokens, {len(review.split())} words; {args.samples} LIME samples; "
-          f"torch threads {torch.get_num_threads()} (os.cpu_count {os.cpu_count()}, load average {os.getloadavg()[0]:.1f})",
-          flush=True)
+          f"torch threads {torch.get_num_threads()} (os.cpu_count {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}); "
+          f"kit precision: {prec} (AMX bf16 in hardware: {interplab.models.fast_bfloat16()})", flush=True)
 
-    kit = explain.wrap_classifier(enc, progress=False)
+    kit = {p: explain.wrap_classifier(c, progress=False) for p, c in clf.items()}
     asked: list[str] = []
 
     def recording(texts):
         asked.extend(texts)
-        return kit(texts)
+        return kit["auto"](texts)
 
-    def lime_run(fn):
-        exp = LimeTextExplainer(class_names=["neg", "pos"], random_state=0)
+    def lime_run(fn, seed=0):
+        exp = LimeTextExplainer(class_names=["neg", "pos"], random_state=seed)
         t0 = time.perf_counter()
         e = exp.explain_instance(review, fn, labels=(1,), num_features=100_000, num_samples=args.samples)
-        return time.perf_counter() - t0, e
+        return time.perf_counter() - t0, dict(e.as_list(1))
 
-    def one_at_a_time(texts):
-        return np.vstack([enc.predict_proba_batch([t]) for t in texts])
+    def one_at_a_time(c):
+        return lambda texts: np.vstack([c.predict_proba_batch([t]) for t in texts])
 
-    def floor_run(texts, bs=32):
+    def floor_run(c, texts, bs=32):
         t0 = time.perf_counter()
         for i in range(0, len(texts), bs):
-            enc.head.predict_proba(enc.embed_batch(texts[i:i + bs]))
+            c.head.predict_proba(c.embed_batch(texts[i:i + bs]))
         return time.perf_counter() - t0
 
-    enc.predict_proba_batch([review] * 8)  # warm-up (first-call allocations, thread pools)
+    for c in clf.values():
+        c.predict_proba_batch([review] * 8)  # warm-up (first-call allocations, thread pools, kernels)
     # interleaved repeats, best of each: on a shared machine a burst of other work hits one run, not all
-    kit_s, floor_s, floor_sorted_s, unbatched_all = [], [], [], []
-    for r in range(args.repeats):
+    runs = ["kit", "kit float32", "unbatched float32", f"unbatched {prec}", "floor", "floor sorted+unique", "floor float32"]
+    if prec == "float32":
+        runs = [r for r in runs if r not in ("kit float32", "unbatched float32", "floor float32")]
+    best = {r: float("inf") for r in runs}
+    weights = {}
+    for rep in range(args.repeats):
         asked.clear()
-        s, e_kit = lime_run(recording)
-        kit_s.append(s)
+        t, weights["kit"] = lime_run(recording)
+        best["kit"] = min(best["kit"], t)
         texts = list(asked)
-        floor_s.append(floor_run(texts))
-        floor_sorted_s.append(floor_run(sorted(set(texts), key=len)))
-        u, e_raw = lime_run(one_at_a_time)
-        unbatched_all.append(u)
-        print(f"  repeat {r}: kit {s:.2f} s, floor {floor_s[-1]:.2f} s, sorted floor {floor_sorted_s[-1]:.2f} s, "
-              f"unbatched {u:.2f} s (load average {os.getloadavg()[0]:.1f})", flush=True)
-    unbatched_s = min(unbatched_all)
-    same = np.allclose(sorted(w for _, w in e_kit.as_list(1)), sorted(w for _, w in e_raw.as_list(1)), atol=1e-4)
+        timings = {
+            "kit float32": lambda: lime_run(kit["float32"])[0],
+            "unbatched float32": lambda: lime_run(one_at_a_time(clf["float32"]))[0],
+            f"unbatched {prec}": lambda: lime_run(one_at_a_time(clf["auto"]))[0],
+            "floor": lambda: floor_run(clf["auto"], texts),
+            "floor sorted+unique": lambda: floor_run(clf["auto"], sorted(set(texts), key=len)),
+            "floor float32": lambda: floor_run(clf["float32"], texts),
+        }
+        for r in runs[1:]:
+            best[r] = min(best[r], timings[r]())
+        print(f"  repeat {rep}: " + ", ".join(f"{r} {best[r]:.2f}" for r in runs) +
+              f" s (best so far; load average {os.getloadavg()[0]:.1f})", flush=True)
+    _, weights["float32 unbatched"] = lime_run(one_at_a_time(clf["float32"]))
+    _, weights["float32 seed 1"] = lime_run(kit["float32"], seed=1)
 
     n, n_unique = len(texts), len(set(texts))
-    k, f, fs = min(kit_s), min(floor_s), min(floor_sorted_s)
-    print(f"{'run':34s} {'seconds':>8s} {'texts/s':>8s}")
-    print(f"{'kit wrapper (LIME end to end)':34s} {k:8.2f} {n / k:8.1f}")
-    print(f"{'unbatched classifier_fn (LIME)':34s} {unbatched_s:8.2f} {n / unbatched_s:8.1f}")
-    print(f"{'floor: raw encoder, bs 32, in order':34s} {f:8.2f} {n / f:8.1f}")
-    print(f"{'floor: raw encoder, sorted+unique':34s} {fs:8.2f} {n / fs:8.1f}")
-    print(f"texts LIME asked for: {n} ({n_unique} unique); explanations equal: {same}")
-    print(f"ratio unbatched / kit   = {unbatched_s / k:5.2f}   (target >= 4)")
-    print(f"ratio kit / raw floor   = {k / f:5.2f}   (target <= 1.25)")
-    print(f"ratio kit / sorted floor = {k / fs:5.2f}  (the wrapper's own overhead over its model calls)")
+    print(f"\n{'run':34s} {'seconds':>8s} {'texts/s':>8s}")
+    for r in runs:
+        print(f"{r:34s} {best[r]:8.2f} {n / best[r]:8.1f}")
+    print(f"texts LIME asked for: {n} ({n_unique} unique)")
+    unbatched = min(best[r] for r in runs if r.startswith("unbatched"))
+    k = best["kit"]
+    print(f"ratio unbatched / kit    = {unbatched / k:5.2f}   (target >= 4; baseline: the faster unbatched run)")
+    print(f"ratio kit / raw floor    = {k / best['floor']:5.2f}   (target <= 1.25; floor at the kit's precision)")
+    print(f"ratio kit / sorted floor = {k / best['floor sorted+unique']:5.2f}   (the wrapper's own overhead over its model calls)")
+    if "kit float32" in best:
+        print(f"float32 only: unbatched / kit = {best['unbatched float32'] / best['kit float32']:5.2f}, "
+              f"kit / floor = {best['kit float32'] / best['floor float32']:5.2f}  (what batching alone buys on this CPU)")
+
+    words = sorted(weights["kit"])
+    w = {name: np.array([weights[name].get(x, 0.0) for x in words]) for name in weights}
+    moved = np.abs(w["kit"] - w["float32 unbatched"]).max()
+    seed_moved = np.abs(w["float32 unbatched"] - w["float32 seed 1"]).max()
+    print(f"LIME weights, kit vs float32 one-at-a-time (same seed): max |diff| {moved:.4f}, "
+          f"Spearman {spearmanr(w['kit'], w['float32 unbatched'])[0]:.4f}; "
+          f"changing LIME's seed moves them by {seed_moved:.4f} (max |weight| {np.abs(w['kit']).max():.3f})")
     print("best of", args.repeats, "interleaved repeats each; a load average above the core count makes every ratio noise")
     return 0
 

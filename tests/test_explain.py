@@ -98,7 +98,7 @@ def test_wrapper_bad_inputs(tfidf):
 def test_encoder_classifier_batches_without_changing_results(minilm, imdb):
     model, tok = minilm
     train, test = imdb
-    clf = explain.EncoderClassifier(model, tok, batch_size=4)
+    clf = explain.EncoderClassifier(model, tok, batch_size=4, precision="float32")
     texts = list(test["text"][:6]) + [test["text"][0]]
     emb = clf.embed(texts, progress=False)
     one_by_one = np.vstack([clf.embed_batch([t]) for t in texts])
@@ -110,6 +110,47 @@ def test_encoder_classifier_batches_without_changing_results(minilm, imdb):
         clf.fit(["a", "b"], [1, 1])
 
 
+def test_bfloat16_classifier_agrees_with_float32_and_so_does_lime(minilm, imdb):
+    """The fast precision changes probabilities by < 0.01 and LIME's weights far less than its seed does."""
+    from lime.lime_text import LimeTextExplainer
+
+    model, tok = minilm
+    train, test = imdb
+    f32 = explain.EncoderClassifier(model, tok, precision="float32").fit(list(train.text), list(train.label))
+    b16 = explain.EncoderClassifier(model, tok, precision="bfloat16").fit(list(train.text), list(train.label))
+    assert (f32.precision, b16.precision) == ("float32", "bfloat16") and "bfloat16" in b16.name
+    texts = list(test.text[:16])
+    p32, p16 = f32.predict_proba(texts), b16.predict_proba(texts)
+    assert np.abs(p32 - p16).max() < 0.02
+    assert not np.array_equal(p32, p16)  # it really ran in another precision
+    np.testing.assert_array_equal(p32.argmax(1), p16.argmax(1))
+
+    review = test.text[0]
+
+    def weights(clf, seed):
+        exp = LimeTextExplainer(class_names=["neg", "pos"], random_state=seed)
+        return dict(exp.explain_instance(review, explain.wrap_classifier(clf, progress=False), labels=(1,),
+                                         num_features=10_000, num_samples=300).as_list(1))
+
+    w32, w16, w32_seed = weights(f32, 0), weights(b16, 0), weights(f32, 1)
+    words = sorted(w32)
+    a, b, c = (np.array([w[k] for k in words]) for w in (w32, w16, w32_seed))
+    assert np.abs(a - b).max() < 0.25 * np.abs(a - c).max()
+
+
+def test_precision_auto_follows_the_hardware(minilm, monkeypatch):
+    from interplab import models
+
+    model, tok = minilm
+    monkeypatch.setattr(models, "fast_bfloat16", lambda device="cpu": False)
+    assert explain.EncoderClassifier(model, tok).precision == "float32"
+    monkeypatch.setattr(models, "fast_bfloat16", lambda device="cpu": True)
+    assert explain.EncoderClassifier(model, tok).precision == "bfloat16"
+    assert explain.EncoderClassifier(model, tok, precision="float32").precision == "float32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        explain.EncoderClassifier(model, tok, precision="half")
+
+
 def test_wrap_transformers_sequence_classifier(minilm):
     import torch
     from transformers import BertConfig, BertForSequenceClassification
@@ -119,12 +160,17 @@ def test_wrap_transformers_sequence_classifier(minilm):
     cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                      intermediate_size=64, num_labels=2, id2label={0: "NEGATIVE", 1: "POSITIVE"})
     net = BertForSequenceClassification(cfg).eval()
-    clf = explain.wrap_classifier(net, tok, batch_size=2)
+    clf = explain.wrap_classifier(net, tok, batch_size=2, precision="float32")
     assert clf.class_names == ["NEGATIVE", "POSITIVE"]
     texts = [POSITIVE, NEGATIVE, "short"]
     with torch.no_grad():
         direct = [torch.softmax(net(**tok([t], return_tensors="pt")).logits, -1)[0].numpy() for t in texts]
     np.testing.assert_allclose(clf(texts), np.vstack(direct), atol=1e-5)
+    bf16 = explain.wrap_classifier(net, tok, batch_size=2, precision="bfloat16")
+    assert "bfloat16" in bf16.name
+    np.testing.assert_allclose(bf16(texts), np.vstack(direct), atol=0.02)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        explain.wrap_classifier(net, tok, precision="fp8")
     with pytest.raises(TypeError, match="needs its tokenizer"):
         explain.wrap_classifier(net)
     with pytest.raises(TypeError, match="not a sequence classifier"):

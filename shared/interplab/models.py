@@ -95,6 +95,46 @@ def _from_pretrained(loader, model_id: str, **kwargs):
         ) from exc
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def fast_bfloat16(device: str = "cpu") -> bool:
+    """True where bfloat16 matrix multiplies run in hardware: a CUDA GPU with bf16, or a CPU with
+    Intel AMX tiles (Sapphire Rapids and later, oneDNN uses them for bf16). Elsewhere bf16 is
+    emulated and slower than float32."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if str(device) != "cpu":
+        return False
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        return bool(probe()) if probe is not None else False
+    except Exception:  # pragma: no cover - very old or exotic builds
+        return False
+
+
+def resolve_precision(precision: str = "auto", device: str = "cpu") -> str:
+    """``"auto"`` -> ``"bfloat16"`` where :func:`fast_bfloat16` holds, else ``"float32"``; checks the name."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        return "bfloat16" if fast_bfloat16(device) else "float32"
+    return precision
+
+
+def autocast(precision: str, device: str = "cpu"):
+    """A context that runs a float32 model's matrix multiplies in ``precision`` (a no-op for float32)."""
+    import contextlib
+
+    import torch
+
+    if resolve_precision(precision, device) == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda" if str(device).startswith("cuda") else "cpu", dtype=torch.bfloat16)
+
+
 def load_encoder(name: str | None = None, *, attentions: bool = True, device: str = "cpu"):
     """Load an encoder (BERT-style) and its tokenizer: ``model, tokenizer = load_encoder()``.
 
