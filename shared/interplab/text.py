@@ -31,6 +31,7 @@ import numpy as np
 
 __all__ = [
     "TruncationWarning",
+    "as_texts",
     "tokenize",
     "stop_words",
     "frequencies",
@@ -108,9 +109,16 @@ def stop_words(language: str | Iterable[str] | None = "english", extra: Iterable
     return frozenset(words | {str(w).lower() for w in extra})
 
 
-def _as_texts(texts, what: str = "texts", allow_empty: bool = False) -> list[str]:
-    """A list of strings from a list, tuple, array or pandas Series; one clear error for anything else."""
-    if isinstance(texts, str):
+def as_texts(texts, what: str = "texts", *, allow_empty: bool = False, one_string: bool = True) -> list[str]:
+    """A list of strings from a list, tuple, array or pandas Series; one clear error for anything else.
+
+    ``one_string=True`` treats a bare string as one document; ``False`` refuses it (for classifier
+    functions, where ``f("text")`` would otherwise be read as one text per character).
+    """
+    if isinstance(texts, (str, bytes)):
+        if not one_string or isinstance(texts, bytes):
+            raise TypeError(f"{what} must be a list of strings, got a single {type(texts).__name__}; "
+                            "wrap it in a list: [text]")
         texts = [texts]
     elif texts is None:
         raise TypeError(f"{what}: expected a list of strings, got None")
@@ -124,9 +132,12 @@ def _as_texts(texts, what: str = "texts", allow_empty: bool = False) -> list[str
             raise TypeError(
                 f"{what}[{i}] is {kind}, not a string; drop or fill missing values first (e.g. df[col].fillna(''))"
             )
+        if type(t) is not str:  # numpy.str_ and other str subclasses: plain str for hashing and tokenizers
+            items[i] = str(t)
     if not items and not allow_empty:
         raise ValueError(f"{what}: empty, no texts given")
     return items
+
 
 
 def _ngram_range(ngram) -> tuple[int, int]:
@@ -207,7 +218,7 @@ def frequencies(
     """
     import pandas as pd
 
-    items = _as_texts(texts, "frequencies: texts")
+    items = as_texts(texts, "frequencies: texts")
     vec = _vectorizer("count", ngram=ngram, stop=_stop(stop_words, extra_stop_words), lowercase=lowercase, min_df=min_df)
     cols = ["term", "n", "count", "documents", "share"]
     try:
@@ -266,7 +277,7 @@ def tfidf(
     sublinear_tf: bool = False,
 ) -> TfidfResult:
     """Fit TF-IDF on ``texts`` (scikit-learn's smooth idf and L2-normalised rows)."""
-    items = _as_texts(texts, "tfidf: texts")
+    items = as_texts(texts, "tfidf: texts")
     vec = _vectorizer(
         "tfidf", ngram=ngram, stop=_stop(stop_words, extra_stop_words), min_df=min_df, max_df=max_df,
         max_features=max_features, sublinear_tf=sublinear_tf,
@@ -279,7 +290,7 @@ def top_terms(texts, k: int = 5, **tfidf_kwargs):
     """Each document's ``k`` highest-TF-IDF terms: a DataFrame with ``text`` and ``terms`` (a list)."""
     import pandas as pd
 
-    items = _as_texts(texts, "top_terms: texts")
+    items = as_texts(texts, "top_terms: texts")
     res = tfidf(items, **tfidf_kwargs)
     rows = []
     for i in range(res.matrix.shape[0]):
@@ -315,8 +326,8 @@ def distinctive_terms(
     """
     import pandas as pd
 
-    a = _as_texts(texts_a, "distinctive_terms: texts_a")
-    b = _as_texts(texts_b, "distinctive_terms: texts_b")
+    a = as_texts(texts_a, "distinctive_terms: texts_a")
+    b = as_texts(texts_b, "distinctive_terms: texts_b")
     names = _names(names)
     if method not in ("tfidf", "log-odds"):
         raise ValueError(f"method must be 'tfidf' or 'log-odds', got {method!r}")
@@ -584,7 +595,7 @@ def embed(
     """
     import torch
 
-    items = _as_texts(texts, "embed: texts", allow_empty=True)
+    items = as_texts(texts, "embed: texts", allow_empty=True)
     if pooling not in ("mean", "cls"):
         raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
     if batch_size < 1:
@@ -784,9 +795,9 @@ def search(
     """
     import pandas as pd
 
-    qs = _as_texts(queries, "search: queries")
+    qs = as_texts(queries, "search: queries")
     labels = list(texts.index) if type(texts).__name__ == "Series" and hasattr(texts, "index") else None
-    items = _as_texts(texts, "search: texts")
+    items = as_texts(texts, "search: texts")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     pair = _resolve_encoder(model, tokenizer)
@@ -834,7 +845,7 @@ class Topics:
 
     def transform(self, texts) -> np.ndarray:
         """Topic shares of new texts (rows sum to 1, or 0 for texts with no known terms)."""
-        items = _as_texts(texts, "Topics.transform: texts")
+        items = as_texts(texts, "Topics.transform: texts")
         return _shares(self.model.transform(self.vectorizer.transform(items)))
 
     def shares(self, groups):
@@ -908,7 +919,7 @@ def topics(
     """
     import pandas as pd
 
-    items = _as_texts(texts, "topics: texts")
+    items = as_texts(texts, "topics: texts")
     if method not in ("nmf", "lda"):
         raise ValueError(f"method must be 'nmf' or 'lda', got {method!r}")
     if not isinstance(n_topics, (int, np.integer)) or n_topics < 1:
@@ -1044,8 +1055,8 @@ def compare(
     """
     import pandas as pd
 
-    a = _as_texts(texts_a, "compare: texts_a")
-    b = _as_texts(texts_b, "compare: texts_b")
+    a = as_texts(texts_a, "compare: texts_a")
+    b = as_texts(texts_b, "compare: texts_b")
     na, nb = _names(names)
     stop = _stop(stop_words, extra_stop_words)
     kw = dict(ngram=ngram, stop_words=stop)

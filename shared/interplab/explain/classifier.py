@@ -30,20 +30,10 @@ DEFAULT_BATCH_SKLEARN = 512  # sklearn pipelines are cheap per text
 
 
 def _as_texts(texts, what: str = "texts") -> list[str]:
-    """A list of str from a list/tuple/array/Series of str; a clear TypeError for anything else."""
-    if isinstance(texts, (str, bytes)):
-        raise TypeError(f"{what} must be a list of strings, got a single {type(texts).__name__}; wrap it in a list: [text]")
-    try:
-        out = list(texts)
-    except TypeError:
-        raise TypeError(f"{what} must be a list of strings, got {type(texts).__name__}") from None
-    for i, t in enumerate(out):
-        if not isinstance(t, str):
-            if isinstance(t, np.str_):
-                out[i] = str(t)
-                continue
-            raise TypeError(f"{what}[{i}] is {type(t).__name__}, not str")
-    return out
+    """A list of str (an empty list is fine); a single string is refused, with a clear TypeError."""
+    from ..text import as_texts
+
+    return as_texts(texts, what, allow_empty=True, one_string=False)
 
 
 def batched_map(fn: Callable[[list[str]], np.ndarray], texts: Sequence[str], *, batch_size: int = DEFAULT_BATCH,
