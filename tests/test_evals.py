@@ -79,24 +79,41 @@ def test_fast_path_is_the_packed_one_and_batching_does_not_change_results(gpt2, 
     np.testing.assert_allclose(np.concatenate(a), np.concatenate(b), atol=1e-5)
 
 
+def _neox(tok, parallel=True, seed=0):
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = GPTNeoXConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                        vocab_size=len(tok), max_position_embeddings=128, rotary_pct=0.25,
+                        use_parallel_residual=parallel, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    return GPTNeoXForCausalLM(cfg).eval()
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "neox-parallel", "neox-sequential"])
 @pytest.mark.parametrize("method", ["packed", "rows"])
 @pytest.mark.parametrize("head", ["last", "split", "full"])
-def test_every_head_path_matches_hand_computed_logprobs(gpt2, tok, method, head):
+def test_every_head_path_matches_hand_computed_logprobs(gpt2, tok, arch, method, head):
     """The last block run only at the read positions (and the other head paths) give the plain numbers."""
-    got = continuation_logprobs(gpt2, tok, PROMPTS * 3, CLASSES * 3, method=method, head=head, batch_tokens=96,
+    model = gpt2 if arch == "gpt2" else _neox(tok, parallel=arch == "neox-parallel")
+    got = continuation_logprobs(model, tok, PROMPTS * 3, CLASSES * 3, method=method, head=head, batch_tokens=96,
                                 progress=False)
     for p, cs, g in zip(PROMPTS * 3, CLASSES * 3, got):
-        np.testing.assert_allclose(g, [hand_logprob(gpt2, tok, p, c) for c in cs], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(g, [hand_logprob(model, tok, p, c) for c in cs], atol=1e-5, rtol=0)
 
 
-def test_last_block_path_is_only_offered_for_gpt2_style_models(gpt2):
+def test_last_block_path_is_probed_and_chosen_for_gpt2_and_neox_only(gpt2, tok):
     from interplab.evals import lastblock
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    assert lastblock.supports(gpt2)
+    neox = _neox(tok)
+    assert lastblock.supports(gpt2) and lastblock.supports(neox)
+    continuation_logprobs(neox, tok, PROMPTS, CLASSES, progress=False)
+    assert neox._interplab_scoring_path == ("packed", "last")
     llama = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                          num_attention_heads=2, num_key_value_heads=2, vocab_size=50))
     assert not lastblock.supports(llama)
+    with pytest.raises(ValueError, match="no last-block path"):
+        lastblock.read_hidden(llama, torch.tensor([[1, 2, 3]]), ([0], [2]))
 
 
 def test_fused_gelu_is_restored_after_scoring_even_on_error(gpt2, tok):
