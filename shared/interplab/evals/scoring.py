@@ -17,7 +17,7 @@ through the model once per class (tested to 1e-5), only faster:
   and for GPT-2 and GPT-NeoX (Pythia) models so does all of the last block but its keys and values
   (``interplab.evals.lastblock``).
 * **fused activations**: GPT-2's ``gelu_new``, a chain of Python tensor ops, runs as PyTorch's fused
-  tanh-GELU kernel while scoring (the same function; ~15% of a GPT-2 forward pass on CPU).
+  tanh-GELU kernel while scoring (the same function; the Python version is ~10% of a GPT-2 forward pass on CPU).
 
 Models without custom-mask support (the kit's toy models, or an HF model whose probe fails) get one
 row per distinct ``prompt + class`` instead, still batched and still reading only the positions needed.
@@ -223,8 +223,8 @@ def _gelu_tanh(x):
 @contextmanager
 def _fused_activations(model):
     """Run tanh-approximate GELU modules written as Python formulas (GPT-2's ``gelu_new``) as PyTorch's
-    fused kernel while scoring: the same function to float rounding, about 5x faster on CPU, which is
-    ~15% of a GPT-2 forward pass. The modules are restored afterwards, also on error."""
+    fused kernel while scoring: the same function to float rounding and about 5x faster on CPU (the
+    Python version is ~10% of a GPT-2 forward pass). The modules are restored afterwards, also on error."""
     swapped = []
     if _is_hf(model):
         from transformers import activations as act
