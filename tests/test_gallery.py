@@ -38,3 +38,100 @@ def test_attention_notebook_page_renders_offline(open_offline, tmp_path):
     scripts = [u for u in page.requests if (u.endswith(".js") or ".js?" in u) and "mathjax" not in u]
     assert scripts == [], scripts
     assert not [e for e in page.errors if "Uncaught" in e or "Error:" in e], page.errors
+
+
+def _nb_tagged(path, cells):
+    """A notebook from (source, tags) pairs."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Tagged test notebook")])
+    for src, tags in cells:
+        c = nbformat.v4.new_code_cell(src)
+        c.metadata["tags"] = tags
+        nb.cells.append(c)
+    nbformat.write(nb, path)
+    return path
+
+
+BARS = ("from tqdm.auto import tqdm\n"
+        "for i in tqdm(range(50), desc='work'): pass\n"
+        "for i in tqdm([], desc='empty'): pass\n"
+        "import sys\n"
+        "for i in range(3): sys.stderr.write(f'\\rtext {i}/3'); sys.stderr.flush()\n"
+        "print('done')")
+
+
+def test_progress_bars_end_in_their_final_state(tmp_path):
+    r = gallery.execute(_nb(tmp_path / "bars.ipynb", [BARS]), tmp_path / "out")
+    assert r.ok, r.error
+    nb = nbformat.read(tmp_path / "out" / "bars.ipynb", as_version=4)
+    texts = [o.get("data", {}).get("text/plain", "") or o.get("text", "") for o in nb.cells[1].outputs]
+    joined = "\n".join(texts)
+    assert "work" in joined and "100%" in joined and "50/50" in joined, texts
+    assert "0%|" not in joined.replace("100%|", ""), texts
+    assert "empty" not in joined, "a bar over zero items is dropped"
+    assert "text 2/3" in joined and "text 0/3" not in joined, "carriage-return bars keep their last state"
+    assert gallery.scan(nb) == []
+    page = (tmp_path / "out" / "bars.html").read_text()
+    assert "50/50" in page and "index.html" in page  # the page shows the final bar and links back
+
+
+def test_scan_reports_frozen_bars_and_warnings(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output("display_data", data={"text/plain": "Loading weights:   0%|          | 0/103"}),
+        nbformat.v4.new_output("stream", name="stderr", text="FutureWarning: this will change\n"),
+    ]
+    problems = gallery.scan(nb)
+    assert len(problems) == 2 and "0%" in problems[0] and "FutureWarning" in problems[1], problems
+
+
+def test_kernel_runs_without_tcp_warning(tmp_path, capfd):
+    r = gallery.execute(_nb(tmp_path / "quiet.ipynb", ["print(1)"]), tmp_path / "out")
+    assert r.ok
+    captured = capfd.readouterr()
+    assert "without encryption" not in captured.out + captured.err
+
+
+def test_cards_have_figure_results_times_and_links(tmp_path):
+    plot = ("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+            "%matplotlib inline\nplt.plot([1, 3, 2]); plt.show()")
+    path = _nb_tagged(tmp_path / "fig.ipynb", [(plot, ["gallery-figure"]), ("print('accuracy 0.91 (chance 0.50)')\nprint('3 heads found')", [])])
+    r = gallery.execute(path, tmp_path / "out", cold=True)
+    assert r.ok, r.error
+    assert r.figure == "fig.png" and (tmp_path / "out" / "fig.png").read_bytes()[:4] == b"\x89PNG"
+    assert r.results == ["accuracy 0.91 (chance 0.50)", "3 heads found"]
+    timings = gallery.record_timings([r], tmp_path / "out")
+    assert "cold" in timings["fig.ipynb"] and "warm" not in timings["fig.ipynb"]
+    page = gallery.write_index([r], tmp_path / "out", timings).read_text()
+    assert "<img src='fig.png'" in page and "<li>accuracy 0.91 (chance 0.50)</li>" in page
+    assert "cold " in page and "warm not measured yet" in page and "<script" not in page
+    untagged = gallery.execute(_nb(tmp_path / "plain.ipynb", ["print(2)"]), tmp_path / "out")
+    assert untagged.figure == "" and not (tmp_path / "out" / "plain.png").exists()
+
+
+def test_readme_run_times_come_from_the_gallery(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("| Notebook | What | CPU run time | Colab | Starter |\n|---|---|---|---|---|\n"
+                      "| [A](notebooks/a.ipynb) | learn a | ~1 min | badge | — |\n"
+                      "| [B](notebooks/b.ipynb) | learn b | ~9 min | badge | — |\n")
+    changed = gallery.update_readme({"a.ipynb": {"cold": 151.0, "warm": 40.0}, "b.ipynb": {"warm": 3.0}}, readme)
+    text = readme.read_text()
+    assert changed == ["notebooks/a.ipynb"]
+    assert "| ~3 min (cold) |" in text and "| ~9 min |" in text  # b has no cold run yet: left alone
+    assert gallery.runtime_label(42) == "~40 s" and gallery.runtime_label(95) == "~2 min"
+
+
+@pytest.mark.browser
+def test_gallery_index_renders_offline_with_images_and_results(open_offline, tmp_path):
+    plot = "import matplotlib.pyplot as plt\n%matplotlib inline\nplt.imshow([[0, 1], [1, 0]]); plt.show()"
+    results = [gallery.execute(_nb_tagged(tmp_path / f"n{i}.ipynb", [(plot, ["gallery-figure"]), (f"print('result {i}')", [])]),
+                               tmp_path / "out") for i in range(2)]
+    index = gallery.write_index(results, tmp_path / "out")
+    page = open_offline(index)
+    cards = page.page.locator(".card")
+    assert cards.count() == 2
+    for i in range(2):
+        card = cards.nth(i)
+        assert card.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
+        assert card.locator(".results li").count() >= 1
+    page.page.screenshot(path=str(tmp_path / "gallery.png"), full_page=True)
+    assert page.requests == [] and page.errors == []

@@ -1,26 +1,39 @@
 """Execute the kit's notebooks headless and build an HTML gallery (``make demo``).
 
 Each notebook in the README catalogue is executed with the embedded offline defaults, saved
-executed (``build/gallery/<name>.ipynb``) and rendered (``<name>.html``); ``index.html`` has one
-card per notebook with its title, status, run time and a link to the page. A failing notebook is
-named with the cell that failed, the others still run, and the command exits non-zero.
+executed (``build/gallery/<name>.ipynb``) and rendered (``<name>.html``, with a link back).
+``index.html`` has one card per notebook: what you will learn (the README row), a thumbnail of
+its main figure (the cell tagged ``gallery-figure``), the key numbers its last cell prints, cold
+and warm run times (labelled), the Colab link and the starter it leads to. The page needs no
+JavaScript and no network. A failing notebook is named with the cell that failed, the others
+still run, and the command exits non-zero.
+
+Executed output is cleaned the way a reader needs it: progress bars show their final state
+(tqdm's widget bars are otherwise saved at 0 %), bars over zero items are dropped, carriage-return
+text bars are collapsed, and kernels talk over IPC (no TCP-transport warning per notebook).
 """
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import config
 from .notebooks import catalogue
 
-
+FIGURE_TAG = "gallery-figure"
+MAX_RESULTS = 8
 # nbconvert adds require.js from a CDN; the kit's views carry their own scripts and need none.
 _CDN_REQUIRE = re.compile(r'<script[^>]+src="https://[^"]*require(?:\.min)?\.js"[^>]*>\s*</script>')
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+_WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+_BAR = re.compile(r"\d+%\|")
 
 
 @dataclass
@@ -30,33 +43,150 @@ class Result:
     ok: bool
     seconds: float
     error: str = ""
+    figure: str = ""                       # thumbnail file name beside index.html ("" = none tagged)
+    results: list[str] = field(default_factory=list)  # the last cell's printed lines
+    cold: bool = False                     # ran in a build that started with an empty kit cache
 
 
-def execute(path: Path, out_dir: Path, timeout: int = 900) -> Result:
-    """Execute one notebook, write the executed copy and its HTML page; never raises for cell errors."""
+def _kernel_manager(folder: Path):
+    from jupyter_client.manager import KernelManager
+
+    return KernelManager(kernel_name="python3", transport="ipc", ip=str(folder / "kernel"))
+
+
+def execute(path: Path, out_dir: Path, timeout: int = 900, cold: bool = False) -> Result:
+    """Execute one notebook, write the executed copy, its HTML page and its thumbnail; never raises for cell errors.
+
+    ``cold``: this run belongs to a build that started with an empty kit cache (labelled so on the card)."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-    from nbconvert import HTMLExporter
 
     nb = nbformat.read(path, as_version=4)
     title = next((l[2:].strip() for l in nb.cells[0].source.splitlines() if l.startswith("# ")), path.stem)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     start, error = time.perf_counter(), ""
-    try:
-        client.execute()
-    except CellExecutionError as exc:
-        failed = next((i for i, c in enumerate(nb.cells) if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
-        error = f"cell {failed}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}"
-    except Exception as exc:  # kernel died, timeout...
-        error = f"{type(exc).__name__}: {exc}"
+    with tempfile.TemporaryDirectory(prefix="interplab-kernel-") as sockets:
+        client = NotebookClient(nb, km=_kernel_manager(Path(sockets)), timeout=timeout,
+                                resources={"metadata": {"path": str(path.parent)}})
+        try:
+            client.execute()
+        except CellExecutionError as exc:
+            failed = next((i for i, c in enumerate(nb.cells)
+                           if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
+            error = f"cell {failed}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}"
+        except Exception as exc:  # kernel died, timeout...
+            error = f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - start
+    finish_progress_bars(nb)
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / path.name)
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(_without_widgets(nb))
-    body = _CDN_REQUIRE.sub("", body)
-    (out_dir / f"{path.stem}.html").write_text(body, encoding="utf-8")
-    return Result(str(path.name), title, not error, seconds, error)
+    (out_dir / f"{path.stem}.html").write_text(_page(nb), encoding="utf-8")
+    figure = _thumbnail(nb, out_dir / f"{path.stem}.png")
+    return Result(str(path.name), title, not error, seconds, error, figure, last_cell_lines(nb), cold)
+
+
+def _cache_is_empty() -> bool:
+    root = config.cache_root()
+    return not any(p for p in root.iterdir() if not p.name.startswith("."))
+
+
+# ------------------------------------------------------------------------------- clean executed output
+def _bar_text(state: dict, model_id: str) -> tuple[str, float, float] | None:
+    """(text, value, max) of a tqdm widget bar (an HBox of HTML, FloatProgress, HTML) from its saved state."""
+    box = state.get(model_id, {})
+    if box.get("model_name") != "HBoxModel":
+        return None
+    kids = [state.get(c.removeprefix("IPY_MODEL_"), {}) for c in box.get("state", {}).get("children", [])]
+    names = [k.get("model_name") for k in kids]
+    if names != ["HTMLModel", "FloatProgressModel", "HTMLModel"]:
+        return None
+    left, bar, right = (k.get("state", {}) for k in kids)
+    value, top = float(bar.get("value", 0)), float(bar.get("max", 0) or 0)
+
+    def plain(s):
+        return html.unescape(str(s.get("value", ""))).replace("\u2007", " ").strip()
+
+    frac = value / top if top else 0.0
+    cells = int(round(10 * min(frac, 1.0)))
+    text = f"{plain(left)} |{'█' * cells}{' ' * (10 - cells)}| {plain(right)}".strip()
+    return text, value, top
+
+
+def finish_progress_bars(nb) -> None:
+    """Rewrite saved progress bars to their final state, in place.
+
+    nbclient saves a tqdm widget's text fallback as first drawn (``0%``); the final numbers live in
+    the saved widget state, so the fallback is rebuilt from it. Bars over zero items (``0/0``,
+    ``0it``) are dropped, and carriage-return text bars in streams keep only their last line."""
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
+
+    CoalesceStreamsPreprocessor().preprocess(nb, {})
+    state = nb.metadata.get("widgets", {}).get(_WIDGET_STATE, {}).get("state", {})
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get(_WIDGET_VIEW)
+            if view:
+                bar = _bar_text(state, view.get("model_id", ""))
+                if bar is not None:
+                    text, value, top = bar
+                    if value == 0 and top <= 1 and re.search(r"(^|\s)0(/0|it)\b", text):
+                        continue  # a bar over zero items says nothing
+                    out["data"]["text/plain"] = text
+            elif out.get("output_type") == "stream" and "\r" in out.get("text", ""):
+                out["text"] = "\n".join(line.rsplit("\r", 1)[-1] for line in out["text"].split("\n"))
+            kept.append(out)
+        cell["outputs"] = kept
+
+
+def last_cell_lines(nb) -> list[str]:
+    """The key results a notebook's last code cell prints (its stdout lines, at most MAX_RESULTS)."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if not code:
+        return []
+    lines = []
+    for out in code[-1].get("outputs", []):
+        if out.get("output_type") == "stream" and out.get("name") == "stdout":
+            lines += [l.strip() for l in out.get("text", "").splitlines() if l.strip()]
+    return lines[:MAX_RESULTS]
+
+
+#: warnings that may remain in executed output, each with why the kit does not prevent it
+ALLOWED_WARNINGS: dict[str, str] = {}
+_WARNING = re.compile(r"\b\w*(Warning|WARNING)\b|\bwarn(ing)?:", re.I)
+
+
+def scan(nb) -> list[str]:
+    """What a reader of an executed notebook should not see: a progress bar below 100 % or a warning
+    the kit could have prevented (not in ``ALLOWED_WARNINGS``). One line per problem."""
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            texts = [out.get("text", "")] if out.get("output_type") == "stream" else [out.get("data", {}).get("text/plain", "")]
+            for text in texts:
+                text = "".join(text) if isinstance(text, list) else text
+                for m in re.finditer(r"(\d+)%\|", text):
+                    if int(m.group(1)) < 100:
+                        problems.append(f"cell {i}: progress bar at {m.group(1)}%: {text.strip().splitlines()[-1][:120]}")
+                if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                    for line in text.splitlines():
+                        if _WARNING.search(line) and not any(re.search(a, line) for a in ALLOWED_WARNINGS):
+                            problems.append(f"cell {i}: warning: {line.strip()[:160]}")
+    return problems
+
+
+def _thumbnail(nb, dest: Path) -> str:
+    """Save the last PNG drawn by the cell tagged ``gallery-figure``; returns its file name or ""."""
+    for cell in reversed(nb.cells):
+        if cell.cell_type == "code" and FIGURE_TAG in cell.get("metadata", {}).get("tags", []):
+            pngs = [o["data"]["image/png"] for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+            if pngs:
+                dest.write_bytes(base64.b64decode(pngs[-1]))
+                return dest.name
+    dest.unlink(missing_ok=True)
+    return ""
 
 
 def _without_widgets(nb):
@@ -68,51 +198,157 @@ def _without_widgets(nb):
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             data = out.get("data")
-            if data and "application/vnd.jupyter.widget-view+json" in data:
-                data.pop("application/vnd.jupyter.widget-view+json")
+            if data and _WIDGET_VIEW in data:
+                data.pop(_WIDGET_VIEW)
     return nb
 
 
-def write_index(results: list[Result], out_dir: Path) -> Path:
+def _page(nb) -> str:
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(_without_widgets(nb))
+    body = _CDN_REQUIRE.sub("", body)
+    back = ("<div style='font:14px system-ui,sans-serif;padding:8px 16px;border-bottom:1px solid #ddd'>"
+            "<a href='index.html'>&larr; interplab gallery</a></div>")
+    return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + back, body, count=1)
+
+
+# ------------------------------------------------------------------------------------------ timings
+def _load_timings(out_dir: Path) -> dict:
+    try:
+        return json.loads((out_dir / "timings.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def record_timings(results: list[Result], out_dir: Path) -> dict:
+    """Keep the latest cold (empty kit cache) and warm seconds of each notebook in timings.json."""
+    timings = _load_timings(out_dir)
+    for r in results:
+        if r.ok:
+            timings.setdefault(r.path, {})["cold" if r.cold else "warm"] = round(r.seconds, 1)
+    (out_dir / "timings.json").write_text(json.dumps(timings, indent=1, sort_keys=True), encoding="utf-8")
+    return timings
+
+
+def runtime_label(seconds: float) -> str:
+    """A README run-time cell from measured seconds: '~40 s', '~2 min'."""
+    if seconds < 90:
+        return f"~{max(5, int(round(seconds / 5.0)) * 5)} s"
+    return f"~{int(round(seconds / 60.0))} min"
+
+
+def update_readme(timings: dict, readme: Path | None = None) -> list[str]:
+    """Write each notebook's cold run time (2-core ``make demo``) into the README table's run-time column."""
+    readme = Path(readme or config.repo_root() / "README.md")
+    lines, changed = readme.read_text(encoding="utf-8").splitlines(keepends=True), []
+    for i, line in enumerate(lines):
+        m = re.match(r"^(\|\s*\[[^\]]+\]\((notebooks/[^)]+\.ipynb)\)\s*\|[^|]*\|)([^|]*)(\|.*)$", line.rstrip("\n"))
+        if not m:
+            continue
+        cold = timings.get(Path(m.group(2)).name, {}).get("cold")
+        if cold is None:
+            continue
+        cell = f" {runtime_label(cold)} (cold) "
+        if m.group(3) != cell:
+            lines[i] = m.group(1) + cell + m.group(4) + "\n"
+            changed.append(m.group(2))
+    readme.write_text("".join(lines), encoding="utf-8")
+    return changed
+
+
+# ---------------------------------------------------------------------------------------- the index
+def _links(markdown: str) -> str:
+    """The README's starter cell (markdown links) as HTML links into the checkout."""
+    found = re.findall(r"\[([^\]]+)\]\(([^)]+)\)", markdown)
+    if not found:
+        return html.escape(markdown.strip() or "—")
+    return ", ".join(f"<a href='../../{html.escape(u)}'>{html.escape(t)}</a>" for t, u in found)
+
+
+def _colab(nb_path: str) -> str:
+    from .notebooks import badge
+
+    try:
+        url = re.search(r"\]\((https://colab[^)]+)\)\s*$", badge(nb_path)).group(1)
+    except Exception:  # no repository URL in an unusual install: no link
+        return ""
+    return f"<a class='colab' href='{html.escape(url)}'>Open in Colab</a>"
+
+
+def _seconds(t: dict | None, kind: str) -> str:
+    return f"{t[kind]:.0f} s" if t and kind in t else "not measured yet"
+
+
+def write_index(results: list[Result], out_dir: Path, timings: dict | None = None) -> Path:
+    """Write index.html (one card per notebook, no JavaScript) and results.json."""
+    entries = {Path(e.path).name: e for e in catalogue()} if config.repo_root() else {}
+    timings = timings if timings is not None else _load_timings(out_dir)
     cards = []
     for r in results:
-        status = "ok" if r.ok else "failed"
+        stem, status = Path(r.path).stem, "ok" if r.ok else "failed"
+        entry = entries.get(r.path)
+        learn = f"<p class='learn'>{html.escape(entry.learn)}</p>" if entry else ""
+        img = (f"<a href='{stem}.html'><img src='{html.escape(r.figure)}' alt='main figure of {html.escape(r.title)}'></a>"
+               if r.figure else "<p class='nofig'>no figure</p>")
+        checks = "".join(f"<li>{html.escape(line)}</li>" for line in r.results)
+        checks = f"<ul class='results'>{checks}</ul>" if checks else "<p class='nofig'>no printed results</p>"
         err = f"<p class='err'>{html.escape(r.error)}</p>" if r.error else ""
-        stem = Path(r.path).stem
-        cards.append(
-            f"<div class='card {status}'><h2><a href='{stem}.html'>{html.escape(r.title)}</a></h2>"
-            f"<p><code>{html.escape(r.path)}</code></p><p>status: <b>{status}</b> &middot; {r.seconds:.0f} s</p>{err}</div>"
-        )
+        t = timings.get(r.path)
+        times = (f"<p class='times'>run time on this machine: cold {_seconds(t, 'cold')} &middot; "
+                 f"warm {_seconds(t, 'warm')} &middot; status <b>{status}</b></p>")
+        links = (f"<p class='links'>{_colab('notebooks/' + r.path)} &middot; starter: "
+                 f"{_links(entry.starter) if entry else '—'}</p>")
+        cards.append(f"<div class='card {status}'><h2><a href='{stem}.html'>{html.escape(r.title)}</a></h2>"
+                     f"{learn}{img}<h3>Key results</h3>{checks}{err}{times}{links}</div>")
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}"
+        ".grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:1.2em}"
+        ".card{border:1px solid #ccc;border-radius:8px;padding:1em;overflow:hidden}"
+        ".ok{border-left:6px solid #2a2}.failed{border-left:6px solid #c22}"
+        ".card img{width:100%;max-height:260px;object-fit:contain;background:#fafafa;border:1px solid #eee}"
+        ".card h2{font-size:1.15em;margin:.2em 0}.card h3{font-size:.95em;margin:.6em 0 .2em}"
+        ".learn{font-size:.9em;color:#444}.results{font:12px ui-monospace,monospace;padding-left:1.2em;margin:.2em 0}"
+        ".results li{margin:.15em 0;overflow-wrap:anywhere}.times,.links{font-size:.85em;color:#555;margin:.4em 0}"
+        ".colab{background:#f9ab00;color:#000;padding:1px 6px;border-radius:4px;text-decoration:none}"
+        ".nofig{color:#999;font-style:italic}.err{color:#c22;font-family:monospace;font-size:85%}"
+    )
     page = (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>interplab gallery</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2em}.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:1em}"
-        ".card{border:1px solid #ccc;border-radius:8px;padding:1em}.ok{border-left:6px solid #2a2}.failed{border-left:6px solid #c22}"
-        ".err{color:#c22;font-family:monospace;font-size:85%}</style></head><body>"
-        f"<h1>interplab gallery</h1><p>{sum(r.ok for r in results)} of {len(results)} notebooks ran, offline defaults.</p>"
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>interplab gallery</title><style>{style}</style></head><body>"
+        f"<h1>interplab gallery</h1><p>{sum(r.ok for r in results)} of {len(results)} notebooks ran, offline, on the "
+        "embedded defaults (MiniLM-L6, SmolLM2-135M, the kit's toy models and project-written SAMPLE data). "
+        "Cold: first run with an empty kit cache; warm: a later run.</p>"
         f"<div class='grid'>{''.join(cards)}</div></body></html>"
     )
     out = out_dir / "index.html"
     out.write_text(page, encoding="utf-8")
-    (out_dir / "results.json").write_text(json.dumps([r.__dict__ for r in results], indent=1), encoding="utf-8")
+    (out_dir / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=1), encoding="utf-8")
     return out
 
 
-def build(out_dir: str | Path = "build/gallery", only: list[str] | None = None) -> list[Result]:
+def build(out_dir: str | Path = "build/gallery", only: list[str] | None = None, readme: bool = False) -> list[Result]:
+    """Run the catalogue's notebooks (or those whose path contains one of ``only``) and write the gallery."""
     from tqdm.auto import tqdm
 
     root = config.repo_root()
+    if root is None:
+        raise RuntimeError("the gallery runs the notebooks of a source checkout (git clone the kit, then make demo)")
     out_dir = Path(out_dir)
     entries = [e for e in catalogue() if not only or any(o in e.path for o in only)]
-    results = []
+    results, cold = [], _cache_is_empty()
     bar = tqdm(entries, desc="notebooks", unit="nb")
     for e in bar:
         bar.set_postfix_str(Path(e.path).name)
-        r = execute(root / e.path, out_dir)
+        r = execute(root / e.path, out_dir, cold=cold)
         results.append(r)
         if not r.ok:
             tqdm.write(f"FAILED {e.path} at {r.error}")
-    index = write_index(results, out_dir)
+    timings = record_timings(results, out_dir)
+    index = write_index(results, out_dir, timings)
     print(f"gallery: {index}")
+    if readme:
+        changed = update_readme(timings)
+        print(f"README run times updated for {len(changed)} notebook(s)")
     return results
 
 
@@ -121,9 +357,11 @@ def cli(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="interplab gallery", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="build/gallery")
+    p.add_argument("--readme", action="store_true",
+                   help="write the measured cold run times into README.md's notebook table")
     p.add_argument("only", nargs="*", help="run only notebooks whose path contains one of these")
     args = p.parse_args(argv)
-    results = build(args.out, args.only)
+    results = build(args.out, args.only, readme=args.readme)
     failed = [r for r in results if not r.ok]
     for r in failed:
         print(f"notebook {r.path} failed at {r.error}", file=sys.stderr)
