@@ -15,6 +15,15 @@ def _axes(ax, figsize=(6, 5)):
     return ax
 
 
+def text_color(image, value) -> str:
+    """"white" or "black": whichever reads on the cell colour ``image`` (an AxesImage) gives ``value``,
+    judged by the cell's luminance (Rec. 601 weights), not by where the value sits in the data."""
+    if not np.isfinite(value):
+        return "black"
+    r, g, b, _ = image.cmap(image.norm(value))
+    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+
+
 def attention_heatmap(att, layer: int, head: int, ax=None, cmap: str = "viridis"):
     """Attention of one head as a query x key heatmap with the tokens on both axes."""
     a = np.asarray(att.attentions)
@@ -42,8 +51,7 @@ def score_heatmap(scores, title: str = "", ax=None, cmap: str = "magma", vmin=No
     ax.set_ylabel("layer")
     ax.set_title(title)
     if values.size <= 400:
-        mid = np.nanmean(values)
         for (i, j), v in np.ndenumerate(values):
-            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7, color="white" if v < mid else "black")
+            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7, color=text_color(im, v))
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     return ax
