@@ -319,7 +319,8 @@ def test_local_score_matches_a_manual_forward_pass(tiny):
 
     model, tok = tiny
     got = lm.score((model, tok), "the capital of France is", [" Paris", " London", " Paris is"])
-    ids = [tok.bos_token_id] + tok("the capital of France is Paris is", add_special_tokens=False)["input_ids"]
+    # the kit's one prompt rule: the text as the tokenizer encodes a document (this one adds no BOS)
+    ids = tok("the capital of France is Paris is")["input_ids"]
     with torch.no_grad():
         logp = torch.log_softmax(model(torch.tensor([ids])).logits[0], -1)
     n = len(ids)

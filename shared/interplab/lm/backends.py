@@ -357,6 +357,7 @@ class LocalBackend:
 
     # -- tokenizer helpers (HF tokenizers and the kit's toy tokenizers)
     def _encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` alone (no special tokens): a candidate answer's tokens."""
         tok = self._tok
         try:
             ids = tok(text, add_special_tokens=False)["input_ids"]
@@ -369,22 +370,32 @@ class LocalBackend:
         return ids
 
     def _prefix(self, text) -> list[int]:
+        """A prompt's ids, by the one rule the kit's scorer uses (``interplab.evals.scoring.encode``): the
+        text as the tokenizer encodes a whole document (a BOS only where the tokenizer adds one), or BOS
+        alone for an empty prompt. Chat messages go through the tokenizer's chat template, whose special
+        tokens are its own (nothing is added in front of them)."""
+        from ..evals.scoring import encode
+
         if not isinstance(text, str):
-            text = self._chat_text(text)
-        ids = self._encode(text)
-        bos = getattr(self._tok, "bos_token_id", None)
-        if bos is not None:
-            ids = [bos] + ids
+            ids = self._chat_ids(text)
+        else:
+            ids = encode(self._tok, text) if text else []
         if not ids:
-            raise ValueError("cannot run an empty prompt on a model whose tokenizer has no BOS token")
+            bos = getattr(self._tok, "bos_token_id", None)
+            if bos is None:
+                raise ValueError("cannot run an empty prompt on a model whose tokenizer has no BOS token")
+            ids = [bos]
         return ids
 
-    def _chat_text(self, messages) -> str:
+    def _chat_ids(self, messages) -> list[int]:
         tok = self._tok
         if getattr(tok, "chat_template", None):
-            return tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+            text = tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+            return list(tok(text, add_special_tokens=False)["input_ids"])
         lines = [f"{m['role']}: {m['content']}" for m in messages]
-        return "\n".join(lines) + "\nassistant:"
+        from ..evals.scoring import encode
+
+        return encode(tok, "\n".join(lines) + "\nassistant:")
 
     def _decode(self, ids: list[int]) -> str:
         try:
@@ -436,36 +447,23 @@ class LocalBackend:
             return self._first_token(calls)
 
     def _score(self, calls: list[Call]) -> list[dict]:
-        import torch
+        """Through the kit's one local scorer (``interplab.evals.scoring.continuation_logprobs``), so
+        ``lm.score`` and ``interplab.evals`` tokenize the prompt/continuation boundary the same way:
+        ``tokenize(prompt + continuation)`` after the prompt's tokens, trailing prompt whitespace moved
+        onto the continuation. Calls that share a prompt run as one item (the prompt runs once)."""
+        from ..evals.scoring import continuation_logprobs
 
-        rows, spans = [], []
-        ctx = self._ctx()
-        for c in calls:
-            pre, cont = self._prefix(c.prompt), self._encode(c.params["continuation"])
-            if not cont:
-                raise ValueError(f"continuation {c.params['continuation']!r} has no tokens")
-            ids = pre + cont
-            if ctx and len(ids) > ctx:
-                ids = ids[-ctx:]
-            rows.append(ids)
-            spans.append(len(cont))
-        width = max(map(len, rows))
-        pad = 0
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):  # right padding: earlier positions never see the pads
-            ids[i, :len(r)] = torch.tensor(r)
-            mask[i, :len(r)] = 1
-        dev = self._device()
-        logp = torch.log_softmax(self._logits(ids.to(dev), mask.to(dev)).float(), dim=-1).cpu()
-        out = []
-        for i, (r, n) in enumerate(zip(rows, spans)):
-            pos = torch.arange(len(r) - n - 1, len(r) - 1)
-            target = torch.tensor(r[len(r) - n:])
-            vals = logp[i, pos, target]
-            out.append({"logprob": float(vals.sum()), "tokens": [self._decode([t]) for t in r[len(r) - n:]],
-                        "token_logprobs": [float(v) for v in vals]})
-        return out
+        by_prompt: dict[str, list[int]] = {}
+        for i, c in enumerate(calls):
+            by_prompt.setdefault(c.prompt, []).append(i)
+        prompts = list(by_prompt)
+        conts = [[calls[i].params["continuation"] for i in by_prompt[p]] for p in prompts]
+        values = continuation_logprobs(self._model, self._tok, prompts, conts, progress=False)
+        out: list[dict | None] = [None] * len(calls)
+        for p, vals in zip(prompts, values):
+            for i, v in zip(by_prompt[p], vals):
+                out[i] = {"logprob": float(v)}
+        return out  # type: ignore[return-value]
 
     def _first_token(self, calls: list[Call]) -> list[dict]:
         import torch
