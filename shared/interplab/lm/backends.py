@@ -465,6 +465,34 @@ class LocalBackend:
                 out[i] = {"logprob": float(v)}
         return out  # type: ignore[return-value]
 
+    def prompt_logprobs(self, text: str) -> tuple[list[str], list[float | None]]:
+        """Each token of ``text`` (as the text piece it covers; the pieces join back to ``text``) with its
+        log-prob given the tokens before it, None for the first: what a completions server's
+        ``echo=True, logprobs=k`` returns (``loopback`` serves it). Needs a fast tokenizer (offsets)."""
+        import torch
+
+        from ..evals.scoring import encode
+
+        self.load()
+        try:
+            enc = self._tok(text, return_offsets_mapping=True)
+            offsets = [tuple(o) for o in enc["offset_mapping"]]
+        except (TypeError, KeyError, NotImplementedError, ValueError):
+            raise ValueError("echoing prompt log-probs needs a fast (offset-giving) tokenizer") from None
+        ids = encode(self._tok, text)
+        if len(ids) != len(offsets):
+            raise ValueError("the tokenizer's offsets do not match its tokens")
+        keep = [i for i, (a, b) in enumerate(offsets) if b > a]  # special tokens cover no text
+        starts = [offsets[i][0] for i in keep]
+        if keep:
+            starts[0] = 0
+        pieces = [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)])]
+        with torch.inference_mode():
+            t = torch.tensor([ids], device=self._device())
+            logp = torch.log_softmax(self._logits(t, torch.ones_like(t))[0].float(), dim=-1).cpu()
+        values = [None if i == 0 else float(logp[i - 1, ids[i]]) for i in keep]
+        return pieces, values
+
     def _first_token(self, calls: list[Call]) -> list[dict]:
         import torch
 
