@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from .budget import PRICES, Budget, price_of, session_budget, set_budget
 from .cache import ResponseCache, default_cache
-from .compare import RepeatProbe, compare_scores, repeat_probe
+from .compare import RepeatProbe, compare_scores, induction_gaps, repeat_probe
 from .core import (Completion, first_token_logprobs, generate, generate_many, get_backend, score, score_many)
 from .errors import (BatchError, KeyRejectedError, LMError, MissingKeyError, ScoringNotSupportedError,
                      SpendingCapError)
@@ -46,7 +46,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "generate", "generate_many", "score", "score_many", "first_token_logprobs", "highlight", "Completion",
-    "compare_scores", "repeat_probe", "RepeatProbe",
+    "compare_scores", "repeat_probe", "RepeatProbe", "induction_gaps",
     "Budget", "set_budget", "session_budget", "PRICES", "price_of", "ResponseCache", "default_cache",
     "get_backend", "LMError", "MissingKeyError", "KeyRejectedError", "ScoringNotSupportedError",
     "SpendingCapError", "BatchError",
