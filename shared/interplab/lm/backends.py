@@ -3,9 +3,10 @@
 * ``OpenAIBackend`` -- the official ``openai`` SDK against OpenAI or any OpenAI-compatible server
   (vLLM, Ollama, llama.cpp server, ``interplab.lm.loopback``): ``openai:MODEL`` with ``base_url=``
   or ``OPENAI_BASE_URL``. One request per prompt, many in flight (threads), retried with backoff.
-* ``LocalBackend`` -- a causal LM in this process: ``hf:ID`` / a Hugging Face id or folder
-  (``transformers``), or ``toy:NAME`` (the kit's toy transformers); both come from
-  ``interplab.models.load_causal_lm``. Prompts run in batches through one sampling loop.
+* ``LocalBackend`` -- a causal LM in this process: ``"smollm2"`` (embedded), ``hf:ID`` / a Hugging
+  Face id or folder (``transformers``), or ``toy:NAME`` (the kit's toy transformers); all come from
+  ``interplab.models.load_causal_lm``. Prompts run in batches through one sampling loop; scores go
+  through ``interplab.evals.scoring`` (one boundary rule for ``lm.score`` and ``evals``).
 
 Every backend answers three kinds of request: ``generate`` (a completion), ``score`` (sum log-prob
 of a continuation after a prompt) and ``first_token`` (log-probs of the next token).
