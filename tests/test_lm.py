@@ -319,7 +319,8 @@ def test_local_score_matches_a_manual_forward_pass(tiny):
 
     model, tok = tiny
     got = lm.score((model, tok), "the capital of France is", [" Paris", " London", " Paris is"])
-    ids = [tok.bos_token_id] + tok("the capital of France is Paris is", add_special_tokens=False)["input_ids"]
+    # the kit's one prompt rule: the text as the tokenizer encodes a document (this one adds no BOS)
+    ids = tok("the capital of France is Paris is")["input_ids"]
     with torch.no_grad():
         logp = torch.log_softmax(model(torch.tensor([ids])).logits[0], -1)
     n = len(ids)
@@ -414,3 +415,125 @@ def test_token_highlighting_renders_offline_in_a_browser(tiny, tmp_path, open_of
     spans = page.page.locator("span[title]")
     assert spans.count() == 4 and page.errors == [] and page.requests == []
     assert "p=" in spans.first.get_attribute("title")
+
+
+# ------------------------------------------------------------------------------------------ smollm2 (real)
+@pytest.fixture(scope="module")
+def smollm2():
+    """The embedded SmolLM2-135M-Instruct through the local backend (loaded once per module)."""
+    backend = lm.get_backend("smollm2")
+    backend.load()
+    return backend
+
+
+def test_smollm2_generates_real_text_greedy_and_sampled(smollm2, cache_dir):
+    paris = lm.generate("smollm2", "The capital of France is", max_tokens=6)
+    assert "Paris" in paris, paris
+    # temperature 0 is deterministic whatever the seed; temperature 1 differs across seeds
+    cold = {lm.generate("smollm2", "Once upon a time", temperature=0, seed=s, max_tokens=10) for s in range(3)}
+    hot = [lm.generate("smollm2", "Once upon a time", temperature=1.0, seed=s, max_tokens=10) for s in range(4)]
+    assert len(cold) == 1 and len(set(hot)) >= 3, (cold, hot)
+    assert lm.generate("smollm2", "Once upon a time", temperature=1.0, seed=2, max_tokens=10, cache=False) == hot[2]
+    # chat messages go through the tokenizer's chat template, with its special tokens once, not doubled
+    _, tok = smollm2.load()
+    msgs = [{"role": "user", "content": "What is the capital of France?"}]
+    answer = lm.generate("smollm2", msgs, max_tokens=12)
+    want = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    assert smollm2._prefix(msgs) == tok(want, add_special_tokens=False)["input_ids"]
+    assert answer.usage["prompt_tokens"] == len(smollm2._prefix(msgs)) and "Paris" in answer
+
+
+SENSIBLE = [  # (prompt, sensible continuation, silly one)
+    ("The capital of France is", " Paris", " a banana"),
+    ("Water freezes at zero degrees", " Celsius", " of sadness"),
+    ("The opposite of hot is", " cold", " Tuesday"),
+    ("Two plus two equals", " four", " purple"),
+    ("The sun rises in the", " east", " fridge"),
+    ("A baby cat is called a", " kitten", " lawnmower"),
+    ("She opened the door with a", " key", " sandwich"),
+    ("Bees make", " honey", " bicycles"),
+    ("The first month of the year is", " January", " breakfast"),
+    ("To see in the dark, turn on the", " light", " elephant"),
+]
+
+
+def test_smollm2_score_prefers_the_sensible_continuation(smollm2, cache_dir):
+    scores = lm.score_many("smollm2", [p for p, _, _ in SENSIBLE], [[a, b] for _, a, b in SENSIBLE], progress=False)
+    accuracy = sum(s[0] > s[1] for s in scores) / len(scores)
+    print(f"smollm2 picks the sensible continuation on {accuracy:.0%} of {len(scores)} items (chance 50%)")
+    assert accuracy >= 0.9, scores
+
+
+def test_local_score_and_evals_tokenize_the_boundary_alike(smollm2, cache_dir):
+    """lm.score (local backend) agrees with evals' plain per-class reference and with a hand-written forward
+    pass over tokenize(prompt + continuation), including a prompt ending in a space and classes without one."""
+    import torch
+
+    from interplab import evals
+
+    model, tok = smollm2.load()
+    prompts = ["The capital of France is", "Question: Is the sky blue?\nAnswer: ", "I like"]
+    conts = [[" Paris", " London", "Paris"], ["Yes", "No"], ["cheese", " tea and cake"]]
+    got = lm.score_many("smollm2", prompts, conts, progress=False, cache=False)
+    ref = evals.continuation_logprobs(model, tok, prompts, conts, method="reference", progress=False)
+    for g, r in zip(got, ref):
+        assert g == pytest.approx(list(r), abs=1e-4)
+    # by hand: " Paris" after the prompt
+    full = tok("The capital of France is Paris")["input_ids"]
+    n = len(tok("The capital of France is")["input_ids"])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([full])).logits[0].float(), -1)
+    assert got[0][0] == pytest.approx(float(sum(logp[i - 1, full[i]] for i in range(n, len(full)))), abs=1e-4)
+    # a prompt ending in a space scores like the prompt without it plus a space-led class
+    assert got[1] == pytest.approx(lm.score("smollm2", "Question: Is the sky blue?\nAnswer:", [" Yes", " No"],
+                                            cache=False), abs=1e-4)
+
+
+def test_loopback_serves_real_smollm2_through_the_openai_sdk(smollm2, cache_dir):
+    import openai
+
+    from interplab.lm.loopback import LoopbackServer
+
+    msgs = [{"role": "user", "content": "Name a fruit that is yellow."}]
+    local_chat = lm.generate("smollm2", msgs, max_tokens=12, cache=False)
+    local_text = lm.generate("smollm2", "The capital of France is", max_tokens=6, cache=False)
+    local_hot = lm.generate("smollm2", "Once upon a time", temperature=0.9, seed=3, max_tokens=8, cache=False)
+    with LoopbackServer(model="smollm2") as srv:
+        client = openai.OpenAI(base_url=srv.base_url, api_key="not-needed")
+        assert [m.id for m in client.models.list().data] == ["smollm2"]
+        r = client.chat.completions.create(model="smollm2", messages=msgs, max_tokens=12, temperature=0)
+        assert r.choices[0].message.content == local_chat and r.usage.completion_tokens == len(local_chat.tokens)
+        c = client.completions.create(model="smollm2", prompt="The capital of France is", max_tokens=6, temperature=0)
+        assert c.choices[0].text == local_text and "Paris" in c.choices[0].text
+        via = lm.generate("openai:smollm2", "Once upon a time", temperature=0.9, seed=3, max_tokens=8,
+                          endpoint="completions", base_url=srv.base_url, cache=False)
+        assert via == local_hot
+        # scoring through the API path (completions + echo + logprobs) gives the local scores
+        prompt, options = "The capital of France is", [" Paris", " London", " a banana"]
+        assert lm.score("openai:smollm2", prompt, options, base_url=srv.base_url, cache=False) == pytest.approx(
+            lm.score("smollm2", prompt, options, cache=False), abs=1e-4)
+        with pytest.raises(openai.NotFoundError, match="loopback-chat"):
+            client.chat.completions.create(model="loopback-chat", messages=msgs, max_tokens=2)
+
+
+def test_compare_across_tokenizers_and_the_induction_probe(smollm2, cache_dir):
+    models = ["smollm2", "toy:attn-only-1l"]
+    probe = lm.repeat_probe(models, n=12, seed=0)
+    for prompt, (rep, seen, unseen) in zip(probe.prompts, probe.continuations):
+        words = prompt.split()
+        assert all(words.count(w) == 1 for w in rep.split() + seen.split())   # same in-context frequency
+        assert not any(w in words for w in unseen.split()) and seen != rep
+        pairs = set(zip(words, words[1:]))
+        assert not pairs & set(zip([words[-1]] + seen.split(), seen.split()))  # no order copied from context
+    scores = lm.compare_scores(models, probe.prompts, probe.continuations, labels=probe.labels, progress=False)
+    assert set(scores["model"]) == set(models) and len(scores) == 2 * 12 * 3
+    gaps = lm.induction_gaps(scores, probe.n_words)
+    print(gaps.round(2).to_string())
+    assert gaps.loc["smollm2", "induction_lo"] > 0.5           # the real model copies the sequence
+    assert abs(gaps.loc["toy:attn-only-1l", "induction"]) < 0.3  # one attention layer cannot
+    assert gaps.loc["toy:attn-only-1l", "in_context_bias_lo"] > 0  # ...but it favours words it has seen
+    # a probe the toy cannot read fails in one line naming the model and the fix
+    english = lm.repeat_probe("smollm2", n=2, seed=1)
+    with pytest.raises(ValueError, match=r"toy:attn-only-1l cannot read .*repeat_probe\(\[all models\]\)") as info:
+        lm.compare_scores(models, english.prompts, english.continuations, labels=english.labels, progress=False)
+    assert len(str(info.value).splitlines()) == 1

@@ -111,18 +111,22 @@ def test_run_csv_with_a_local_model_folder(tmp_path, cache_dir):
 
 # ------------------------------------------------------------------------------------------ starters
 @pytest.mark.slow
-def test_python_starter_against_an_api_server(tmp_path, cache_dir):
+def test_python_starter_runs_offline_on_smollm2(tmp_path):
+    """The default model is the embedded real LM: greedy answers are its greedy continuations."""
+    from interplab import lm
+
     work = tmp_path / "python-starter"
     shutil.copytree(ROOT / "starters" / "python-starter", work, ignore=shutil.ignore_patterns("results"))
-    with LoopbackServer() as srv:
-        proc = subprocess.run([sys.executable, "experiment.py", "--quick", "--model", "openai:loopback-chat",
-                               "--base-url", srv.base_url], cwd=work, capture_output=True, text=True, timeout=600)
-        served = srv.stats()["served"]
+    proc = subprocess.run([sys.executable, "experiment.py", "--quick"], cwd=work, capture_output=True, text=True,
+                          timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    df = pd.read_csv(work / "results" / "results.csv")
+    assert "on smollm2" in proc.stdout
+    df = pd.read_csv(work / "results" / "results.csv", keep_default_na=False)
     n_prompts = len(pd.read_csv(work / "prompts.csv"))
-    assert len(df) == served == n_prompts * 2
+    assert len(df) == n_prompts * 2 and set(df["model"]) == {"smollm2"}
     assert set(df["temperature"]) == {0.0, 1.0} and df["p_positive"].between(0, 1).all()
+    greedy = df[df["temperature"] == 0].iloc[0]
+    assert greedy["output"] == lm.generate("smollm2", greedy["prompt"], max_tokens=20, seed=0, cache=False)
     assert (work / "results" / "sentiment_by_temperature.png").stat().st_size > 10_000
 
 
@@ -139,27 +143,49 @@ def _r_env(**extra):
     return env
 
 
-def test_r_starter_against_the_loopback_server_with_faults(tmp_path):
+def test_r_starter_against_the_loopback_server_serving_smollm2_with_faults(tmp_path):
+    """The R starter's offline default: the loopback server serving the real smollm2, with faults on cue."""
     _rscript()
+    from interplab import lm
+
     work = tmp_path / "r-starter"
     shutil.copytree(ROOT / "starters" / "r-starter", work, ignore=shutil.ignore_patterns("results"))
-    with LoopbackServer(api_key=SECRET) as srv:
+    with LoopbackServer(model="smollm2", api_key=SECRET) as srv:
         srv.inject("429", times=2)
         srv.inject("500", times=1)
         srv.inject("malformed", times=1)
-        env = _r_env(OPENAI_BASE_URL=srv.base_url, OPENAI_MODEL="loopback-chat", OPENAI_API_KEY=SECRET)
+        env = _r_env(OPENAI_BASE_URL=srv.base_url, OPENAI_MODEL="smollm2", OPENAI_API_KEY=SECRET)
         proc = subprocess.run(["Rscript", "run.R", "--quick"], cwd=work, env=env, capture_output=True, text=True,
-                              timeout=300)
+                              timeout=900)
         stats = srv.stats()
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert SECRET not in proc.stdout + proc.stderr
     assert stats["faults"] == {"429": 2, "500": 1, "malformed": 1}
     df = pd.read_csv(work / "results" / "results.csv", keep_default_na=False)
     n_prompts = len(pd.read_csv(work / "prompts.csv"))
-    assert len(df) == stats["served"] == n_prompts * 2
+    assert len(df) == stats["served"] == n_prompts * 2 and set(df["model"]) == {"smollm2"}
     assert {e["temperature"] for e in stats["log"]} == {0, 1} and {e["max_tokens"] for e in stats["log"]} == {20}
-    assert all(len(tokenize(o)) == 20 for o in df["output"]) and df["sentiment"].between(-1, 1).all()
+    assert df["sentiment"].between(-1, 1).all() and (df["output"].str.len() > 0).all()
+    # real model text: a greedy answer is smollm2's own greedy chat answer
+    row = df[df["temperature"] == 0].iloc[0]
+    assert row["output"] == lm.generate("smollm2", [{"role": "user", "content": row["prompt"]}], max_tokens=20,
+                                        cache=False)
     assert (work / "results" / "sentiment_by_temperature.png").stat().st_size > 5_000
+
+
+def test_loopback_command_serves_smollm2_by_default(tmp_path):
+    """`python -m interplab.lm.loopback --exec CMD` (the R starter's smoke command) points CMD at smollm2."""
+    script = tmp_path / "ask.py"
+    script.write_text("import os, openai\n"
+                      "c = openai.OpenAI(base_url=os.environ['OPENAI_BASE_URL'], api_key='x')\n"
+                      "r = c.completions.create(model=os.environ['OPENAI_MODEL'], prompt='The capital of France is',"
+                      " max_tokens=5, temperature=0)\n"
+                      "print(os.environ['OPENAI_MODEL'], repr(r.choices[0].text))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    proc = subprocess.run([sys.executable, "-m", "interplab.lm.loopback", "--exec", sys.executable, str(script)],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("smollm2 ") and "Paris" in proc.stdout
 
 
 def test_r_starter_key_errors_are_one_line(tmp_path):

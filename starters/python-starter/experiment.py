@@ -10,15 +10,16 @@ and plotted an automatic score of the answers. This is the same experiment on an
    IMDB reviews) and measure how varied the answers are,
 4. save ``results/results.csv`` and ``results/sentiment_by_temperature.png``.
 
-Runs offline by default against the kit's loopback server: a stand-in OpenAI-compatible API on
-127.0.0.1 whose "model" strings words together from a small vocabulary. It checks the whole
-pipeline end to end (the same HTTP calls as OpenAI), but its numbers mean nothing: switch to a real
-model (one parameter) for findings::
+Runs offline by default on the kit's embedded smollm2 (SmolLM2-135M-Instruct, a real pretrained
+model, Q4_1-dequantized; converted once into the kit cache on first use). It is small: its answers
+are real model output, but a 135M model's sentiment says little about large models. Switch the model
+(one parameter) to test the question on the models you care about::
 
-    python experiment.py                                   # loopback stand-in, no network
+    python experiment.py                                   # smollm2, local, no network
     python experiment.py --model hf:gpt2                   # a Hugging Face model (downloads once)
     python experiment.py --model openai:gpt-4o-mini        # OpenAI (OPENAI_API_KEY in .env), capped at $0.50
     python experiment.py --model openai:llama3 --base-url http://localhost:11434/v1   # Ollama, vLLM...
+    python experiment.py --model openai:smollm2 --loopback # smollm2 behind a local stand-in API (openai SDK path)
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from interplab import lm
 HERE = Path(__file__).resolve().parent
 
 # ---- parameters: change these (or pass them on the command line) ----
-MODEL = "openai:loopback-chat"       # hf:gpt2, openai:gpt-4o-mini, ... (loopback: offline stand-in)
+MODEL = "smollm2"                    # the embedded real LM; hf:gpt2, openai:gpt-4o-mini, ...
 TEMPERATURES = [0.0, 0.5, 1.0, 1.5]
 SAMPLES = 3                           # answers per prompt and temperature (seeds 0..SAMPLES-1)
 MAX_TOKENS = 20
@@ -41,12 +42,14 @@ MAX_DOLLARS = 0.50                    # API spending cap for one run
 
 def run(model: str = MODEL, prompts_csv: Path = HERE / "prompts.csv", out: Path = HERE / "results",
         temperatures=TEMPERATURES, samples: int = SAMPLES, max_tokens: int = MAX_TOKENS,
-        base_url: str | None = None, max_dollars: float = MAX_DOLLARS) -> pd.DataFrame:
+        base_url: str | None = None, max_dollars: float = MAX_DOLLARS, loopback: bool = False) -> pd.DataFrame:
     server = None
-    if model.startswith("openai:loopback") and not base_url:
+    if loopback:  # serve the model named after "openai:" on 127.0.0.1: a local stand-in for an API
         from interplab.lm.loopback import LoopbackServer
 
-        server = LoopbackServer().start()  # the offline stand-in for an API
+        if not model.startswith("openai:") or base_url:
+            raise lm.LMError("--loopback serves a local model as openai:NAME (e.g. openai:smollm2), without --base-url")
+        server = LoopbackServer(model=model.split(":", 1)[1]).start()
         base_url = server.base_url
     try:
         return _run(model, prompts_csv, out, temperatures, samples, max_tokens, base_url, max_dollars)
@@ -119,7 +122,9 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame, model: str, path: Path) -> N
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=MODEL, help="model string (default: %(default)s, the offline stand-in)")
+    p.add_argument("--model", default=MODEL, help="model string (default: %(default)s, the embedded real LM)")
+    p.add_argument("--loopback", action="store_true",
+                   help="serve openai:NAME's local model NAME on 127.0.0.1 and go through the openai SDK")
     p.add_argument("--base-url", help="an OpenAI-compatible server (vLLM, Ollama, llama.cpp) for openai:MODEL")
     p.add_argument("--prompts", type=Path, default=HERE / "prompts.csv")
     p.add_argument("--out", type=Path, default=HERE / "results")
@@ -131,7 +136,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     temps, samples = (a.temperatures, a.samples) if not a.quick else ([0.0, 1.0], 1)
     try:
-        run(a.model, a.prompts, a.out, temps, samples, a.max_tokens, a.base_url, a.max_dollars)
+        run(a.model, a.prompts, a.out, temps, samples, a.max_tokens, a.base_url, a.max_dollars, a.loopback)
     except lm.LMError as exc:
         print(f"error: {exc}")
         return 1

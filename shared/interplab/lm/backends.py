@@ -3,9 +3,10 @@
 * ``OpenAIBackend`` -- the official ``openai`` SDK against OpenAI or any OpenAI-compatible server
   (vLLM, Ollama, llama.cpp server, ``interplab.lm.loopback``): ``openai:MODEL`` with ``base_url=``
   or ``OPENAI_BASE_URL``. One request per prompt, many in flight (threads), retried with backoff.
-* ``LocalBackend`` -- a causal LM in this process: ``hf:ID`` / a Hugging Face id or folder
-  (``transformers``), or ``toy:NAME`` (the kit's toy transformers); both come from
-  ``interplab.models.load_causal_lm``. Prompts run in batches through one sampling loop.
+* ``LocalBackend`` -- a causal LM in this process: ``"smollm2"`` (embedded), ``hf:ID`` / a Hugging
+  Face id or folder (``transformers``), or ``toy:NAME`` (the kit's toy transformers); all come from
+  ``interplab.models.load_causal_lm``. Prompts run in batches through one sampling loop; scores go
+  through ``interplab.evals.scoring`` (one boundary rule for ``lm.score`` and ``evals``).
 
 Every backend answers three kinds of request: ``generate`` (a completion), ``score`` (sum log-prob
 of a continuation after a prompt) and ``first_token`` (log-probs of the next token).
@@ -357,6 +358,7 @@ class LocalBackend:
 
     # -- tokenizer helpers (HF tokenizers and the kit's toy tokenizers)
     def _encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` alone (no special tokens): a candidate answer's tokens."""
         tok = self._tok
         try:
             ids = tok(text, add_special_tokens=False)["input_ids"]
@@ -369,22 +371,32 @@ class LocalBackend:
         return ids
 
     def _prefix(self, text) -> list[int]:
+        """A prompt's ids, by the one rule the kit's scorer uses (``interplab.evals.scoring.encode``): the
+        text as the tokenizer encodes a whole document (a BOS only where the tokenizer adds one), or BOS
+        alone for an empty prompt. Chat messages go through the tokenizer's chat template, whose special
+        tokens are its own (nothing is added in front of them)."""
+        from ..evals.scoring import encode
+
         if not isinstance(text, str):
-            text = self._chat_text(text)
-        ids = self._encode(text)
-        bos = getattr(self._tok, "bos_token_id", None)
-        if bos is not None:
-            ids = [bos] + ids
+            ids = self._chat_ids(text)
+        else:
+            ids = encode(self._tok, text) if text else []
         if not ids:
-            raise ValueError("cannot run an empty prompt on a model whose tokenizer has no BOS token")
+            bos = getattr(self._tok, "bos_token_id", None)
+            if bos is None:
+                raise ValueError("cannot run an empty prompt on a model whose tokenizer has no BOS token")
+            ids = [bos]
         return ids
 
-    def _chat_text(self, messages) -> str:
+    def _chat_ids(self, messages) -> list[int]:
         tok = self._tok
         if getattr(tok, "chat_template", None):
-            return tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+            text = tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+            return list(tok(text, add_special_tokens=False)["input_ids"])
         lines = [f"{m['role']}: {m['content']}" for m in messages]
-        return "\n".join(lines) + "\nassistant:"
+        from ..evals.scoring import encode
+
+        return encode(tok, "\n".join(lines) + "\nassistant:")
 
     def _decode(self, ids: list[int]) -> str:
         try:
@@ -436,36 +448,51 @@ class LocalBackend:
             return self._first_token(calls)
 
     def _score(self, calls: list[Call]) -> list[dict]:
+        """Through the kit's one local scorer (``interplab.evals.scoring.continuation_logprobs``), so
+        ``lm.score`` and ``interplab.evals`` tokenize the prompt/continuation boundary the same way:
+        ``tokenize(prompt + continuation)`` after the prompt's tokens, trailing prompt whitespace moved
+        onto the continuation. Calls that share a prompt run as one item (the prompt runs once)."""
+        from ..evals.scoring import continuation_logprobs
+
+        by_prompt: dict[str, list[int]] = {}
+        for i, c in enumerate(calls):
+            by_prompt.setdefault(c.prompt, []).append(i)
+        prompts = list(by_prompt)
+        conts = [[calls[i].params["continuation"] for i in by_prompt[p]] for p in prompts]
+        values = continuation_logprobs(self._model, self._tok, prompts, conts, progress=False)
+        out: list[dict | None] = [None] * len(calls)
+        for p, vals in zip(prompts, values):
+            for i, v in zip(by_prompt[p], vals):
+                out[i] = {"logprob": float(v)}
+        return out  # type: ignore[return-value]
+
+    def prompt_logprobs(self, text: str) -> tuple[list[str], list[float | None]]:
+        """Each token of ``text`` (as the text piece it covers; the pieces join back to ``text``) with its
+        log-prob given the tokens before it, None for the first: what a completions server's
+        ``echo=True, logprobs=k`` returns (``loopback`` serves it). Needs a fast tokenizer (offsets)."""
         import torch
 
-        rows, spans = [], []
-        ctx = self._ctx()
-        for c in calls:
-            pre, cont = self._prefix(c.prompt), self._encode(c.params["continuation"])
-            if not cont:
-                raise ValueError(f"continuation {c.params['continuation']!r} has no tokens")
-            ids = pre + cont
-            if ctx and len(ids) > ctx:
-                ids = ids[-ctx:]
-            rows.append(ids)
-            spans.append(len(cont))
-        width = max(map(len, rows))
-        pad = 0
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):  # right padding: earlier positions never see the pads
-            ids[i, :len(r)] = torch.tensor(r)
-            mask[i, :len(r)] = 1
-        dev = self._device()
-        logp = torch.log_softmax(self._logits(ids.to(dev), mask.to(dev)).float(), dim=-1).cpu()
-        out = []
-        for i, (r, n) in enumerate(zip(rows, spans)):
-            pos = torch.arange(len(r) - n - 1, len(r) - 1)
-            target = torch.tensor(r[len(r) - n:])
-            vals = logp[i, pos, target]
-            out.append({"logprob": float(vals.sum()), "tokens": [self._decode([t]) for t in r[len(r) - n:]],
-                        "token_logprobs": [float(v) for v in vals]})
-        return out
+        from ..evals.scoring import encode
+
+        self.load()
+        try:
+            enc = self._tok(text, return_offsets_mapping=True)
+            offsets = [tuple(o) for o in enc["offset_mapping"]]
+        except (TypeError, KeyError, NotImplementedError, ValueError):
+            raise ValueError("echoing prompt log-probs needs a fast (offset-giving) tokenizer") from None
+        ids = encode(self._tok, text)
+        if len(ids) != len(offsets):
+            raise ValueError("the tokenizer's offsets do not match its tokens")
+        keep = [i for i, (a, b) in enumerate(offsets) if b > a]  # special tokens cover no text
+        starts = [offsets[i][0] for i in keep]
+        if keep:
+            starts[0] = 0
+        pieces = [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)])]
+        with torch.inference_mode():
+            t = torch.tensor([ids], device=self._device())
+            logp = torch.log_softmax(self._logits(t, torch.ones_like(t))[0].float(), dim=-1).cpu()
+        values = [None if i == 0 else float(logp[i - 1, ids[i]]) for i in keep]
+        return pieces, values
 
     def _first_token(self, calls: list[Call]) -> list[dict]:
         import torch

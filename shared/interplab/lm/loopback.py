@@ -1,20 +1,29 @@
-"""A small OpenAI-compatible server on 127.0.0.1, for tests, benchmarks and offline demos.
+"""A small OpenAI-compatible server on 127.0.0.1: a local stand-in for an API, for demos, tests and benchmarks.
 
 It speaks ``GET /v1/models``, ``POST /v1/chat/completions`` (with ``logprobs``/``top_logprobs``)
 and ``POST /v1/completions`` (with ``logprobs``, ``echo`` and ``max_tokens=0``), like vLLM or
-OpenAI, so the official ``openai`` SDK (and R's httr) talk to it unchanged. Its "model" is a
-deterministic toy: words picked by a seeded hash of the prompt, with made-up log-probs that
-:meth:`LoopbackServer.token_logprob` reproduces (so tests can check scores exactly).
+OpenAI, so the official ``openai`` SDK (and R's httr) talk to it unchanged. It serves one of two models:
+
+* ``LoopbackServer(model="smollm2")`` -- a **real** local causal LM (any name ``interplab.lm``
+  takes: ``"smollm2"``, ``"hf:gpt2"``, a folder) through the kit's local backend, under that
+  name: ``lm.generate("openai:smollm2", ..., base_url=srv.base_url)`` returns the same text as
+  ``lm.generate("smollm2", ...)`` (chat messages go through the model's chat template). This is
+  what notebooks and starters use offline: a stand-in for an API, not an API.
+* ``LoopbackServer()`` -- the **protocol toy** (``loopback-chat``, ``loopback-base``,
+  ``loopback-noecho``): words picked by a seeded hash of the prompt, with made-up log-probs that
+  :func:`token_logprob` reproduces. Its text means nothing; it exists so tests can check the HTTP
+  path, retries, caching and echo scoring exactly and fast.
 
 On cue it misbehaves the way real servers do: ``inject("429" | "500" | "malformed" | "slow" |
 "401", times=n, match="text in the prompt")`` makes the next ``n`` matching requests fail that
 way (also over HTTP: ``POST /_loopback/inject``). ``stats()`` counts requests, answers per
 prompt and the most requests ever in flight at once. ``latency`` delays every answer.
 
-    with LoopbackServer(latency=0.05) as srv:
-        lm.generate("openai:loopback-chat", "Hi", base_url=srv.base_url)
+    with LoopbackServer(model="smollm2") as srv:
+        lm.generate("openai:smollm2", "Hi", base_url=srv.base_url)
 
-Command line: ``python -m interplab.lm.loopback --port 8011 --latency 0.05`` (serves until Ctrl-C).
+Command line: ``python -m interplab.lm.loopback --model smollm2 --port 8011`` (serves until Ctrl-C;
+``--model toy`` for the protocol toy; ``--exec Rscript run.R`` runs a command against it, then stops).
 """
 from __future__ import annotations
 
@@ -59,8 +68,16 @@ class LoopbackServer:
 
     FAULTS = ("429", "500", "malformed", "slow", "401")
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0, api_key: str | None = None):
+    def __init__(self, *, model=None, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0,
+                 api_key: str | None = None):
         self.latency = latency
+        self.backend, self.model_name = None, None
+        if model is not None:  # a real model, loaded lazily on the first request, answered one request at a time
+            from .core import get_backend
+
+            self.backend = get_backend(model)
+            self.model_name = model if isinstance(model, str) else (self.backend.model_id or "local-model")
+        self._model_lock = threading.Lock()
         self.api_key = api_key
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
@@ -145,6 +162,31 @@ class LoopbackServer:
                     return f
         return None
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The model ids this server answers to."""
+        if self.backend is not None:
+            return (self.model_name,)
+        return CHAT_MODELS + COMPLETION_MODELS + NOECHO_MODELS
+
+    # -- the real model
+    def _real(self, prompt, n: int, body: dict) -> dict:
+        """One completion from the served model through ``interplab.lm`` (uncached: a server answers afresh)."""
+        from .core import generate
+
+        stop = body.get("stop")
+        k = body.get("top_logprobs") if "messages" in body else body.get("logprobs")
+        if "messages" in body and not body.get("logprobs"):
+            k = None
+        temperature = body.get("temperature")
+        with self._model_lock:
+            c = generate(self.backend, prompt, max_tokens=max(1, n), cache=False, progress=False,
+                         temperature=1.0 if temperature is None else float(temperature), top_p=body.get("top_p"),
+                         seed=body.get("seed"), stop=[stop] if isinstance(stop, str) else stop,
+                         logprobs=None if k is None else max(1, int(k)))
+        return {"text": c.text, "tokens": c.tokens or [], "logprobs": c.logprobs or [],
+                "top_logprobs": c.top_logprobs, "finish_reason": c.finish_reason, "usage": c.usage, "k": k}
+
     # -- the toy model
     def _continue(self, prompt: str, n: int, temperature: float, seed, stop) -> tuple[list[str], str]:
         if temperature and temperature > 0:
@@ -225,9 +267,8 @@ def _handler(server: LoopbackServer):
             if self.path.rstrip("/") == "/v1/models":
                 if not self._authorized():
                     return
-                models = CHAT_MODELS + COMPLETION_MODELS + NOECHO_MODELS
                 return self._send(200, {"object": "list", "data": [
-                    {"id": m, "object": "model", "created": 0, "owned_by": "interplab-loopback"} for m in models]})
+                    {"id": m, "object": "model", "created": 0, "owned_by": "interplab-loopback"} for m in server.models]})
             if self.path.rstrip("/") == "/_loopback/stats":
                 return self._send(200, server.stats())
             return self._error(404, f"no route {self.path}")
@@ -306,9 +347,10 @@ def _handler(server: LoopbackServer):
                     return self._send(200, None, raw=b'{"id": "broken", "choices": [{"index": 0, "mess')
                 if fault.kind == "slow":
                     time.sleep(fault.seconds)
-            known = CHAT_MODELS + COMPLETION_MODELS + NOECHO_MODELS
-            if model not in known:
+            if model not in server.models:
                 return self._error(404, f"The model `{model}` does not exist", "model_not_found")
+            if server.backend is not None:
+                return self._real_request(path, body, chat, model, key_text)
             if not chat and model in CHAT_MODELS:
                 return self._error(404, "This is a chat model and not supported in the v1/completions endpoint. "
                                         "Did you mean to use v1/chat/completions?")
@@ -379,6 +421,68 @@ def _handler(server: LoopbackServer):
                 "usage": usage,
                 "choices": [{"index": 0, "text": out_text, "finish_reason": finish, "logprobs": logprobs}]})
 
+        def _real_request(self, path: str, body: dict, chat: bool, model: str, key_text: str):
+            """Answer from the served real model; ``echo`` with ``logprobs`` on /v1/completions returns the
+            prompt's token log-probs first (as vLLM does), so ``lm.score`` works through this server."""
+            n = body.get("max_completion_tokens", body.get("max_tokens"))
+            n = 16 if n is None else int(n)
+            if chat:
+                prompt = [{"role": str(m.get("role", "user")), "content": str(m.get("content", ""))}
+                          for m in body["messages"]]
+            else:
+                prompt = body["prompt"] if not isinstance(body["prompt"], list) else body["prompt"][0]
+            try:
+                ans = server._real(prompt, n, body)
+            except (ValueError, TypeError) as exc:
+                return self._error(400, str(exc))
+            u = ans["usage"]
+            usage = {"prompt_tokens": int(u.get("prompt_tokens", 0)), "completion_tokens": int(u.get("completion_tokens", 0))}
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            created = int(time.time())
+            with server._lock:
+                server._stats["served"] += 1
+                server._stats["by_prompt"][key_text] += 1
+                if len(server._stats["log"]) < 100_000:
+                    server._stats["log"].append({"endpoint": path, "model": model, "prompt": key_text,
+                                                 "temperature": body.get("temperature"), "max_tokens": n,
+                                                 "seed": body.get("seed"), "echo": bool(body.get("echo"))})
+            toks, lps, tops, k = ans["tokens"], ans["logprobs"], ans["top_logprobs"], ans["k"]
+            if chat:
+                logprobs = None
+                if k is not None:
+                    logprobs = {"content": [
+                        {"token": t, "logprob": v, "bytes": list(t.encode()),
+                         "top_logprobs": [{"token": a, "logprob": b, "bytes": list(a.encode())}
+                                          for a, b in list((tops or [{}] * len(toks))[i].items())[:int(k)]]}
+                        for i, (t, v) in enumerate(zip(toks, lps))]}
+                return self._send(200, {
+                    "id": f"chatcmpl-loopback-{created}", "object": "chat.completion", "created": created,
+                    "model": model, "usage": usage,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": ans["text"]},
+                                 "finish_reason": ans["finish_reason"], "logprobs": logprobs}]})
+            logprobs, out_text = None, ans["text"]
+            if body.get("echo") and k is not None:  # the prompt's own tokens first, one log-prob each
+                with server._model_lock:
+                    pieces, values = server.backend.prompt_logprobs(prompt)
+                toks, lps = pieces + toks, values + lps
+                tops = [{} for _ in pieces] + list(tops or [{}] * len(ans["tokens"]))
+                out_text = prompt + out_text
+                usage["prompt_tokens"] = len(pieces)
+                usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            if k is not None:
+                offs, off = [], 0
+                for t in toks:
+                    offs.append(off)
+                    off += len(t)
+                logprobs = {"tokens": toks, "token_logprobs": lps,
+                            "top_logprobs": [dict(list(d.items())[:int(k)]) for d in (tops or [{}] * len(toks))],
+                            "text_offset": offs}
+            return self._send(200, {
+                "id": f"cmpl-loopback-{created}", "object": "text_completion", "created": created, "model": model,
+                "usage": usage,
+                "choices": [{"index": 0, "text": out_text, "finish_reason": ans["finish_reason"],
+                             "logprobs": logprobs}]})
+
     return Handler
 
 
@@ -389,29 +493,34 @@ def main(argv: list[str] | None = None) -> int:
     import subprocess
 
     p = argparse.ArgumentParser(prog="python -m interplab.lm.loopback",
-                                description="Serve a toy OpenAI-compatible API on 127.0.0.1 (for tests and demos).")
+                                description="Serve a local model through an OpenAI-compatible API on 127.0.0.1 "
+                                            "(a stand-in for an API, for demos and tests).")
+    p.add_argument("--model", default="smollm2",
+                   help="the model to serve (any interplab.lm model name; default %(default)s, the embedded real "
+                        "LM), or 'toy' for the protocol toy (loopback-chat: meaningless words, for testing)")
     p.add_argument("--port", type=int, default=8011, help="0 picks a free port (default %(default)s)")
     p.add_argument("--latency", type=float, default=0.0, help="seconds to wait before every answer")
     p.add_argument("--api-key", default=None, help="require this key (default: accept any)")
     p.add_argument("--exec", nargs=argparse.REMAINDER, dest="command", metavar="COMMAND ...",
-                   help="run COMMAND with OPENAI_BASE_URL (and OPENAI_MODEL=loopback-chat unless set) pointing "
+                   help="run COMMAND with OPENAI_BASE_URL (and OPENAI_MODEL=the served model unless set) pointing "
                         "here, then stop; exits with its status (e.g. --exec Rscript run.R)")
     args = p.parse_args(argv)
     port = 0 if args.command and args.port == 8011 else args.port
-    srv = LoopbackServer(port=port, latency=args.latency, api_key=args.api_key).start()
+    srv = LoopbackServer(model=None if args.model == "toy" else args.model, port=port, latency=args.latency,
+                         api_key=args.api_key).start()
     if args.command:
         if shutil.which(args.command[0]) is None:
             srv.stop()
             print(f"loopback: {args.command[0]!r} is not installed or not on PATH", flush=True)
             return 127
         env = dict(os.environ, OPENAI_BASE_URL=srv.base_url)
-        env.setdefault("OPENAI_MODEL", CHAT_MODELS[0])
+        env.setdefault("OPENAI_MODEL", srv.models[0])
         try:
             return subprocess.call(args.command, env=env)
         finally:
             srv.stop()
-    print(f"loopback OpenAI-compatible server at {srv.base_url} (models: "
-          f"{', '.join(CHAT_MODELS + COMPLETION_MODELS + NOECHO_MODELS)}); Ctrl-C stops it", flush=True)
+    print(f"loopback OpenAI-compatible server at {srv.base_url} (models: {', '.join(srv.models)}; a local "
+          f"stand-in for an API); Ctrl-C stops it", flush=True)
     try:
         while True:
             time.sleep(3600)
