@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import interplab
-from interplab.explorer import logit_lens, neuron_selectivity, trace
+from interplab.explorer import induction_lens, logit_lens, neuron_selectivity, trace
 
 
 def _payload(view):
@@ -127,6 +127,21 @@ def test_smollm2_logit_lens_finds_paris_late(smollm2):
     assert tr.lens[-1][-1][0][0] == " Paris"
 
 
+def test_smollm2_induction_lens_predicts_the_second_copy_only(smollm2):
+    model, tok = smollm2
+    lens = induction_lens(model, tok, n_texts=3, length=12, seed=1)
+    assert len(lens) == 3 * 31 * 2
+    final = lens[lens["read after"] == "layer 29"].groupby("copy")["top1"].mean()
+    assert final["second"] > 0.2 and final["second"] > final["first"] + 0.15
+    for t, ids in enumerate(lens.attrs["ids"]):  # the last lens row is the model's own prediction
+        assert ids[:12] == ids[12:] and len(set(ids[:12])) == 12
+        with torch.no_grad():
+            pred = model(torch.tensor([ids])).logits[0].argmax(-1)
+        own = float((pred[12:-1] == torch.tensor(ids[13:])).float().mean())
+        row = lens[(lens["text"] == t) & (lens["read after"] == "layer 29") & (lens["copy"] == "second")]
+        assert row["top1"].item() == pytest.approx(own)
+
+
 def test_bad_inputs(minilm, tiny_gpt2):
     with pytest.raises(ValueError, match="text is empty"):
         interplab.explore(minilm, "  ")
@@ -140,6 +155,10 @@ def test_bad_inputs(minilm, tiny_gpt2):
         logit_lens(*minilm, "the cat", "dog")
     with pytest.raises(ValueError, match="is 3 tokens; give one token"):
         logit_lens(*tiny_gpt2, "the cat", "dog cat mat")
+    with pytest.raises(ValueError, match="not a causal LM"):
+        induction_lens(*minilm)
+    with pytest.raises(ValueError, match="need n_texts >= 1 and length >= 2"):
+        induction_lens(*tiny_gpt2, n_texts=0)
     with pytest.raises(ValueError, match="no neurons to rank"):
         neuron_selectivity(*minilm, ["  "])
 

@@ -12,7 +12,8 @@ activation on every token with the dataset examples that excite it most.
 
 Works with the embedded MiniLM and smollm2, Hugging Face masked and causal LMs (GPT-2, Llama-style
 gated MLPs) and the kit's toy models. ``logit_lens`` gives one token's rank after every layer and
-``neuron_selectivity`` ranks neurons by how selectively they fire on a set of texts.
+``neuron_selectivity`` ranks neurons by how selectively they fire on a set of texts;
+``induction_lens`` measures, layer by layer, how well the lens predicts the second copy of a repeated text.
 """
 from __future__ import annotations
 
@@ -204,6 +205,58 @@ def logit_lens(model, tokenizer, text: str, target: str, position: int = -1):
                          "prob": float(torch.softmax(lg, -1)[tid[0]]),
                          "top": _tok_strings(tokenizer, [int(lg.argmax())])[0]})
     return pd.DataFrame(rows)
+
+
+def induction_lens(model, tokenizer, *, n_texts: int = 8, length: int = 15, seed: int = 0):
+    """Logit-lens accuracy on repeated random words: does each layer already predict the copy?
+
+    Each text is ``r r`` (``r``: ``length`` distinct random single-token words), after whatever the
+    tokenizer puts first (the toy's ``<bos>``; nothing for GPT-2 or smollm2). For every text, layer
+    and copy, ``top1`` is the share of positions where the lens's top token is the true next token:
+    on the second copy an induction mechanism can know it, on the first copy (random words) nothing
+    can, so the first copy is the chance baseline. Returns a DataFrame (``text``, ``read after``,
+    ``copy``, ``top1``); ``attrs["ids"]`` holds each text's token ids.
+    """
+    import pandas as pd
+    import torch
+    from tqdm.auto import tqdm
+
+    from .evals.induction import vocab_words
+    from .evals.scoring import encode
+
+    if not _is_causal(model):
+        raise ValueError(f"{type(model).__name__} is not a causal LM: the logit lens reads next-token predictions")
+    if n_texts < 1 or length < 2:
+        raise ValueError(f"need n_texts >= 1 and length >= 2, got n_texts={n_texts}, length={length}")
+    words = vocab_words(tokenizer, n=max(200, length), seed=seed)
+    base = encode(tokenizer, "")
+    ids_of = {w: encode(tokenizer, " " + w)[len(base):] for w in words}
+    start = base
+    rng = np.random.default_rng(seed)
+    rows, texts = [], []
+    for t in tqdm(range(n_texts), desc="repeated texts", unit="text", leave=False):
+        run = [ids_of[words[j]][0] for j in rng.choice(len(words), size=length, replace=False)]
+        ids = start + run + run
+        texts.append(ids)
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            if _is_toy(model):
+                _, cache = model.run_with_cache(x)
+                resid = [cache["blocks.0.resid_pre"][0]] + [cache[f"blocks.{i}.resid_post"][0] for i in range(model.cfg.n_layers)]
+            else:
+                resid = [h[0] for h in model(input_ids=x, output_hidden_states=True).hidden_states]
+            preds = [lg.argmax(-1) for lg in _lens_logits(model, resid)]
+        nxt = torch.tensor(ids[1:])
+        first = slice(len(start), len(start) + length - 1)            # predicting r[1:] inside the first copy
+        second = slice(len(start) + length, len(ids) - 1)             # predicting r[1:] inside the second copy
+        for i, p in enumerate(preds):
+            hit = (p[:-1] == nxt).float()
+            for name, sl in (("first", first), ("second", second)):
+                rows.append({"text": t, "read after": "embed" if i == 0 else f"layer {i - 1}", "copy": name,
+                             "top1": float(hit[sl].mean())})
+    df = pd.DataFrame(rows)
+    df.attrs["ids"] = texts
+    return df
 
 
 def neuron_selectivity(model, tokenizer, examples: list[str], *, traces=None):
