@@ -673,3 +673,68 @@ def logit_lens(model, text, target, position: int = -1):
                      "prob": float(torch.softmax(lg, -1)[tid]),
                      "top": _decode(sm, lg.argmax().view(1))})
     return pd.DataFrame(rows)
+
+
+# --- remote (NDIF through nnsight) ----------------------------------------------------------------
+class RemoteUnavailableError(RuntimeError):
+    """Remote execution was asked for but cannot run here (no key, no network)."""
+
+
+def _ndif_key() -> str:
+    """NDIF_API_KEY from the environment or ``.env`` (through the kit's one .env loader)."""
+    import os
+
+    from . import config
+
+    config.load_dotenv()
+    key = os.environ.get("NDIF_API_KEY", "").strip()
+    if not key:
+        raise RemoteUnavailableError("remote=True runs on NDIF through nnsight and needs NDIF_API_KEY in .env or the "
+                                     "environment (a free key from https://login.ndif.us)")
+    if not config.network_allowed():
+        raise RemoteUnavailableError("remote=True needs the network, but it is off here (HF_HUB_OFFLINE=1): "
+                                     "unset it to reach NDIF")
+    return key
+
+
+def remote_logit_lens(model_id: str, text: str, target: str, *, remote: bool = True, position: int = -1):
+    """The logit lens of :func:`logit_lens`, run by nnsight on NDIF's copy of ``model_id`` (``remote=True``;
+    a Hugging Face id NDIF hosts, Llama-style ``model.layers`` / ``model.norm`` / ``lm_head``), or by nnsight
+    locally (``remote=False``). Written with nnsight because NDIF executes only nnsight traces; the local
+    sites layer's PyTorch hooks cannot run there."""
+    import pandas as pd
+    import torch
+
+    from . import models
+
+    spec = models.parse_model_name(model_id)
+    if spec.backend != "hf":
+        raise ValueError(f"remote execution needs a Hugging Face model id that NDIF hosts, not {str(spec)!r}")
+    key = _ndif_key() if remote else None
+    import nnsight
+
+    if key:
+        nnsight.CONFIG.API.APIKEY = key  # this session only (set_default_api_key would write it to disk)
+    try:
+        lm = nnsight.LanguageModel(spec.id)
+        saved = []
+        with lm.trace(text, remote=remote):
+            for layer in lm.model.layers:
+                out = layer.output
+                h = out[0] if isinstance(out, tuple) else out
+                saved.append(lm.lm_head(lm.model.norm(h[:, position])).save())
+        tok = lm.tokenizer
+    except RemoteUnavailableError:
+        raise
+    except (OSError, ConnectionError) as exc:
+        raise RemoteUnavailableError(f"could not reach NDIF or the hub for {spec.id!r}: {type(exc).__name__}: "
+                                     f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    tid = tok(target, add_special_tokens=False)["input_ids"]
+    if len(tid) != 1:
+        raise ValueError(f"target {target!r} is {len(tid)} tokens; give one token (with its leading space)")
+    rows = []
+    for i, s in enumerate(saved):
+        lg = torch.as_tensor(getattr(s, "value", s)).float().reshape(-1)
+        rows.append({"read after": f"layer {i}", "rank": int((lg > lg[tid[0]]).sum()) + 1,
+                     "prob": float(torch.softmax(lg, -1)[tid[0]]), "top": tok.decode([int(lg.argmax())])})
+    return pd.DataFrame(rows)
