@@ -239,3 +239,78 @@ def test_smollm2_steering_beats_a_random_vector(smollm2):
     steer = eff.query("vector == 'steering'")["effect"].iloc[0]
     rand = eff.query("vector == 'random'")["effect"].iloc[0]
     assert steer > 1.0 and steer > abs(rand) + 1.0
+
+
+# --- remote execution on NDIF (nnsight remote=True): what can be checked offline -----------------
+def test_remote_without_key_or_network_is_one_clear_line(monkeypatch):
+    from interplab import config
+
+    monkeypatch.setattr(config, "load_dotenv", lambda *a, **k: False)
+    monkeypatch.delenv("NDIF_API_KEY", raising=False)
+    with pytest.raises(iv.RemoteUnavailableError, match="needs NDIF_API_KEY") as err:
+        iv.remote_logit_lens("meta-llama/Llama-3.1-8B", "The Eiffel Tower is in the city of", " Paris")
+    assert "\n" not in str(err.value)
+    monkeypatch.setenv("NDIF_API_KEY", "test-key-not-real")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(iv.RemoteUnavailableError, match="needs the network") as err:
+        iv.remote_logit_lens("meta-llama/Llama-3.1-8B", "The Eiffel Tower is in the city of", " Paris")
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="Hugging Face model id"):
+        iv.remote_logit_lens("toy:attn-only-2l", "t1 t2", "t3")
+
+
+def test_remote_parameter_reaches_nnsight(monkeypatch):
+    """With a key and the network allowed, the trace is asked for remote=True and the key is set for the session."""
+    import contextlib
+    import types
+
+    import nnsight
+
+    from interplab import config
+
+    seen = {}
+
+    class Saved:
+        def __init__(self, t):
+            self.value = t
+
+        def save(self):
+            return self
+
+    class FakeTokenizer:
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [7]}
+
+        def decode(self, ids):
+            return f"<{ids[0]}>"
+
+    class FakeLM:
+        def __init__(self, model_id):
+            seen["id"] = model_id
+            g = torch.Generator().manual_seed(0)
+            self.W = torch.randn(8, 20, generator=g)
+            self.model = types.SimpleNamespace(
+                layers=[types.SimpleNamespace(output=(torch.randn(1, 4, 8, generator=g),)) for _ in range(3)],
+                norm=lambda h: h)
+            self.tokenizer = FakeTokenizer()
+
+        def lm_head(self, h):
+            return Saved(h @ self.W)
+
+        @contextlib.contextmanager
+        def trace(self, text, remote=False):
+            seen["remote"], seen["text"] = remote, text
+            yield
+
+    monkeypatch.setattr(config, "load_dotenv", lambda *a, **k: False)
+    monkeypatch.setattr(config, "network_allowed", lambda: True)
+    monkeypatch.setenv("NDIF_API_KEY", "test-key-not-real")
+    monkeypatch.setattr(nnsight, "LanguageModel", FakeLM)
+    old_key = nnsight.CONFIG.API.APIKEY
+    try:
+        lens = iv.remote_logit_lens("meta-llama/Llama-3.1-8B", "The Eiffel Tower is in the city of", " Paris")
+        assert seen == {"id": "meta-llama/Llama-3.1-8B", "remote": True, "text": "The Eiffel Tower is in the city of"}
+        assert nnsight.CONFIG.API.APIKEY == "test-key-not-real"
+    finally:
+        nnsight.CONFIG.API.APIKEY = old_key
+    assert list(lens["read after"]) == ["layer 0", "layer 1", "layer 2"] and lens["rank"].between(1, 20).all()
