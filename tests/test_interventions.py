@@ -231,11 +231,14 @@ def test_smollm2_logit_lens(smollm2):
 
 
 def test_smollm2_steering_beats_a_random_vector(smollm2):
-    pos = ["I love this. It is wonderful", "What a great and happy day", "I feel joyful and grateful"]
-    neg = ["I hate this. It is awful", "What a terrible and sad day", "I feel miserable and angry"]
+    pos = ["I love this. It is wonderful", "What a great and happy day", "I feel joyful and grateful",
+           "Everything went perfectly today"]
+    neg = ["I hate this. It is awful", "What a terrible and sad day", "I feel miserable and angry",
+           "Everything went wrong today"]
     v = iv.steering_vector(smollm2, pos, neg, "blocks.6.hook_resid_pre")
-    eff = iv.steering_effect(smollm2, v, ["The movie was", "My new job is"], [" great", " good"], [" terrible", " bad"],
-                             strengths=[4], n_random=3, progress=False)
+    eff = iv.steering_effect(smollm2, v, ["The movie was", "My new job is", "The service at the hotel was"],
+                             [" great", " good", " wonderful", " amazing"], [" terrible", " bad", " awful", " boring"],
+                             strengths=[2], n_random=3, progress=False)  # held-out: none of these built the vector
     steer = eff.query("vector == 'steering'")["effect"].iloc[0]
     rand = eff.query("vector == 'random'")["effect"].iloc[0]
     assert steer > 1.0 and steer > abs(rand) + 1.0
