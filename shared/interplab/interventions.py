@@ -258,26 +258,25 @@ def _range_error(msg: str):
     return sites.SiteRangeError(msg)
 
 
-def _check_positions(positions, n_pos: int) -> list[int]:
-    if positions is None:
-        return list(range(n_pos))
+def _indices(values, n: int, describe) -> list[int]:
+    """``values`` (None = all) as ints in [0, n), negatives counting from the end; SiteRangeError otherwise."""
+    if values is None:
+        return list(range(n))
     out = []
-    for p in positions:
-        if not isinstance(p, (int, np.integer)) or not -n_pos <= p < n_pos:
-            raise _range_error(f"position {p!r} is out of range for prompts of {n_pos} tokens (use {-n_pos}..{n_pos - 1})")
-        out.append(int(p) % n_pos)
+    for v in ([values] if isinstance(values, (int, np.integer)) else values):
+        if not isinstance(v, (int, np.integer)) or not -n <= v < n:
+            raise _range_error(describe(v))
+        out.append(int(v) % n)
     return out
+
+
+def _check_positions(positions, n_pos: int) -> list[int]:
+    return _indices(positions, n_pos,
+                    lambda p: f"position {p!r} is out of range for prompts of {n_pos} tokens (use {-n_pos}..{n_pos - 1})")
 
 
 def _check_layers(layers, n_layers: int) -> list[int]:
-    if layers is None:
-        return list(range(n_layers))
-    out = []
-    for i in layers:
-        if not isinstance(i, (int, np.integer)) or not -n_layers <= i < n_layers:
-            raise _range_error(f"layer {i!r} is out of range for a model of {n_layers} layers")
-        out.append(int(i) % n_layers)
-    return out
+    return _indices(layers, n_layers, lambda i: f"layer {i!r} is out of range for a model of {n_layers} layers")
 
 
 def _replace_hook(rows, pos, head, src):
