@@ -17,7 +17,7 @@ Text::
 ``wrap_classifier`` makes any text classifier (scikit-learn pipeline, ``transformers`` sequence
 classifier, or a function) a batched, deduplicating ``predict_proba`` that LIME and SHAP can call
 thousands of times without running out of memory. Tabular models: ``global_rankings``,
-``permutation_ranking``, ``shap_values``, ``lime_tabular`` (see :mod:`interplab.explain.tabular`).
+``permutation_ranking``, ``shap_values``, ``lime_tabular``, ``linear_baseline`` (see :mod:`interplab.explain.tabular`).
 """
 from __future__ import annotations
 
@@ -27,14 +27,14 @@ from .faithfulness import (Faithfulness, MinimalPairs, delete_words, deletion_ef
                            minimal_pairs)
 from .render import (attribution_html, compare_html, eli5_html, plot_comparison, plot_stability, plot_text,
                      plot_weights)
-from .tabular import (global_rankings, lime_ranking, lime_tabular, permutation_ranking, ranking_agreement,
-                      shap_values)
+from .tabular import (global_rankings, lime_ranking, lime_tabular, linear_baseline, model_output, permutation_ranking,
+                      ranking_agreement, shap_values)
 from .text import METHODS, Stability, compare, explain_text, rank_correlation, stability, top_overlap
 
 __all__ = [
     "Attribution", "BatchedClassifier", "EncoderClassifier", "METHODS", "Stability", "attribution_html",
     "batched_map", "compare", "compare_html", "eli5_html", "explain_text", "global_rankings", "lime_ranking",
-    "lime_tabular", "permutation_ranking", "plot_comparison", "plot_stability", "plot_text", "plot_weights",
+    "lime_tabular", "linear_baseline", "model_output", "permutation_ranking", "plot_comparison", "plot_stability", "plot_text", "plot_weights",
     "rank_correlation", "ranking_agreement", "shap_values", "stability", "text_classifier", "top_overlap",
     "wrap_classifier", "Faithfulness", "MinimalPairs", "delete_words", "deletion_effects", "faithfulness",
     "minimal_pairs",
