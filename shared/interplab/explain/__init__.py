@@ -11,6 +11,7 @@ Text::
     table = explain.compare([att, explain.explain_text(review, clf, "shap", label="pos")])
     explain.rank_correlation(table)         # do the methods agree?
     explain.stability(review, clf, seeds=(0, 1, 2), num_samples=(250, 1000)).summary
+    per_text, summary = explain.agreement_over(random_reviews, {"lime": f, "shap": g})  # many texts, with spread
     explain.faithfulness([att, shap_att], clf).summary   # do the weights match what deleting a word does?
     explain.minimal_pairs(pairs, clf, label="pos")      # "good" vs "not good": is the edit credited?
 
@@ -29,10 +30,11 @@ from .render import (attribution_html, compare_html, eli5_html, plot_comparison,
                      plot_weights)
 from .tabular import (global_rankings, lime_ranking, lime_tabular, linear_baseline, model_output, permutation_ranking,
                       ranking_agreement, shap_values)
-from .text import METHODS, Stability, compare, explain_text, rank_correlation, stability, top_overlap
+from .text import (METHODS, Stability, agreement_over, compare, explain_text, rank_correlation, stability,
+                   stability_over, top_overlap)
 
 __all__ = [
-    "Attribution", "BatchedClassifier", "EncoderClassifier", "METHODS", "Stability", "attribution_html",
+    "Attribution", "BatchedClassifier", "agreement_over", "stability_over", "EncoderClassifier", "METHODS", "Stability", "attribution_html",
     "batched_map", "compare", "compare_html", "eli5_html", "explain_text", "global_rankings", "lime_ranking",
     "lime_tabular", "linear_baseline", "model_output", "permutation_ranking", "plot_comparison", "plot_stability", "plot_text", "plot_weights",
     "rank_correlation", "ranking_agreement", "shap_values", "stability", "text_classifier", "top_overlap",
