@@ -19,6 +19,13 @@
 * a path: a local file or folder in the dataset's ORIGINAL format (e.g. ``TruthfulQA.csv``,
   ``cm_test.csv``, ``test.jsonl.gz``, ``aclImdb/``, MNIST IDX files, a prize-format CSV).
 
+Real data without editing a notebook: set ``INTERPLAB_DATA_DIR`` to a folder laid out like the kit's
+shared datasets folder (``imdb/reviews-real.csv`` or ``imdb/<split>.parquet``,
+``hh-rlhf/<subset>/<split>.jsonl.gz``, ``ethics-commonsense/cm_<split>.csv``, ``truthfulqa/TruthfulQA.csv``,
+``inverse-scaling/<task>.jsonl``, ...). ``auto`` then reads from there (one log line: ``REAL`` and the
+path) and raises :class:`DatasetError` for a split the folder lacks, instead of giving a sample.
+:func:`notice` is the one line a notebook prints about where its rows came from.
+
 Every frame carries ``df.attrs``: ``dataset``, ``split``, ``source``, ``sample`` (bool),
 ``license``, ``description``. Sample frames (and MNIST's sklearn stand-in) print a SAMPLE banner
 above the table wherever they are shown. Schemas: each family's module docstring
@@ -30,9 +37,9 @@ from __future__ import annotations
 import difflib
 import importlib
 
-from ._base import CorruptFileError, DatasetError
+from ._base import CorruptFileError, DatasetError, data_dir
 
-__all__ = ["load", "names", "info", "parse_hh", "load_prize_task", "PrizeFormatError", "DatasetError",
+__all__ = ["load", "names", "info", "notice", "data_dir", "parse_hh", "load_prize_task", "PrizeFormatError", "DatasetError",
            "CorruptFileError", "UnknownDatasetError"]
 
 # Family modules, each with a DATASETS dict (name -> metadata) and load(name, split, source, **options).
@@ -111,6 +118,26 @@ def info(name: str) -> dict:
     out["cached"] = {k: is_cached(f) for k, f in hub.items()}
     out["card"] = f"datasets/{meta.get('card', name.split('/')[0])}/README.md"
     return out
+
+
+def notice(df) -> str:
+    """One line for the top of a notebook saying what ``df``'s rows are and what that means for its numbers.
+
+    A sample: ``"SAMPLE: ... project-written rows ...: the numbers below show that the code runs, not what
+    the real dataset shows ..."``; real rows: ``"REAL: <dataset> (<split>), N rows from <source>"``.
+    """
+    attrs = getattr(df, "attrs", {}) or {}
+    name = attrs.get("dataset", "this table")
+    split = f" ({attrs['split']})" if attrs.get("split") else ""
+    n = len(df) if hasattr(df, "__len__") else "?"
+    if attrs.get("sample"):
+        what = "stand-in rows, not the dataset" if str(attrs.get("source", "")).startswith("sklearn") else \
+            "project-written rows in the real schema"
+        return (f"SAMPLE: {name}{split} is {n} {what}; the numbers below show that the code runs, not what the "
+                f"real dataset shows (go online, pass source= a real file, or set INTERPLAB_DATA_DIR)")
+    if not attrs.get("source"):
+        return f"{name}: {n} rows of unrecorded origin (not loaded by interplab.data)"
+    return f"REAL: {name}{split}, {n} rows from {attrs['source']}"
 
 
 def parse_hh(df):

@@ -5,7 +5,11 @@ Every loader resolves ``source`` the same way (:func:`resolve`):
 * ``"sample"``: the project-written sample bundled in ``interplab/data/samples/``;
 * ``"hub"``: the pinned Hugging Face Hub file (cache first, download if allowed), else an error;
 * ``"auto"``: like ``"hub"``, but when the hub cannot be reached (offline, nothing cached) it logs
-  ONE line on the ``interplab.data`` logger and returns the sample;
+  ONE line on the ``interplab.data`` logger and returns the sample. When the environment variable
+  ``INTERPLAB_DATA_DIR`` names a folder laid out like the kit's shared datasets folder
+  (``imdb/reviews-real.csv``, ``hh-rlhf/harmless-base/test.jsonl.gz``, ``ethics-commonsense/cm_test.csv``,
+  ... see each family's ``REAL_FILES``), ``auto`` reads the real file from there instead, logs ONE
+  line saying ``REAL`` and the path, and never falls back to a sample;
 * anything else: a local file or folder in the dataset's original format.
 
 Files are parsed completely before a DataFrame is built, so a truncated or corrupt file raises
@@ -26,6 +30,22 @@ from typing import Callable
 log = logging.getLogger("interplab.data")
 
 SOURCES = ("auto", "hub", "sample")
+DATA_DIR_ENV = "INTERPLAB_DATA_DIR"
+
+
+def data_dir() -> Path | None:
+    """The folder named by ``INTERPLAB_DATA_DIR`` (real files in their original formats), or None.
+
+    Set it to run notebooks on real data without editing them, e.g. the kit's CI points it at
+    ``../shared/datasets``. A set but missing folder is an error, not a silent sample.
+    """
+    value = os.environ.get(DATA_DIR_ENV, "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise DatasetError(f"{DATA_DIR_ENV}={value!r} is not a folder; unset it or point it at a folder of real data files")
+    return path
 
 
 class DatasetError(ValueError):
@@ -70,6 +90,8 @@ def mark(df, *, dataset: str, split: str | None, source: str, sample: bool, lice
         df.attrs["description"] = banner
     else:
         df.attrs["description"] = description or f"{dataset}" + (f" ({split})" if split else "") + f" from {source}"
+    if extra.pop("real", False):
+        df.attrs["description"] = f"REAL: {dataset}" + (f" ({split})" if split else "") + f", {len(df)} rows from {source}"
     df.attrs.update({"dataset": dataset, "split": split, "source": source, "sample": bool(sample), "license": license})
     df.attrs.update(extra)
     return df
@@ -221,14 +243,45 @@ def _reason(exc: Exception) -> str:
     return f"hub file not available ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})"
 
 
+def find_real(name: str, split: str | None, candidates: list[str] | tuple[str, ...]) -> Path | None:
+    """The first of ``candidates`` (paths relative to ``INTERPLAB_DATA_DIR``) that exists, or None when
+    the variable is unset; raises :class:`DatasetError` when it is set but holds none of them."""
+    root = data_dir()
+    if root is None:
+        return None
+    for c in candidates:
+        if (root / c).exists():
+            return root / c
+    what = f"{name}" + (f" [{split}]" if split else "")
+    raise DatasetError(f"{what}: {DATA_DIR_ENV}={str(root)!r} has no file for it (looked for "
+                       f"{', '.join(candidates) or 'nothing: no real file is known for this split'}); "
+                       f"unset {DATA_DIR_ENV} or pass source='sample'")
+
+
+def real_note(name: str, split: str | None, path: Path, df) -> None:
+    """The ONE line logged when ``auto`` reads a real file from ``INTERPLAB_DATA_DIR``."""
+    n = len(df) if hasattr(df, "__len__") else "?"
+    log.warning("%s%s: REAL data from %s (%s rows, %s)", name, f" [{split}]" if split else "", path, n, DATA_DIR_ENV)
+
+
 def resolve(name: str, split: str | None, source, *, hub: Callable[[], object] | None,
             sample: Callable[[], object], local: Callable[[Path], object], note: bool = True,
-            what: str = "project-written SAMPLE"):
-    """Return ``(table, origin, reason)``; origin is "hub", "sample" or "local"; reason says why a
-    fallback happened ("" otherwise). With ``note`` the fallback is logged in one line."""
+            what: str = "project-written SAMPLE", real: list[str] | tuple[str, ...] = (),
+            read_real: Callable[[Path], object] | None = None):
+    """Return ``(table, origin, detail)``; origin is "hub", "sample", "local" or "real" (a file under
+    ``INTERPLAB_DATA_DIR``, tried first by ``auto`` from the relative paths ``real``); detail says why a
+    fallback happened, or is the real file's path ("" otherwise). With ``note`` the fallback or the
+    real file is logged in one line. ``read_real`` reads a real file (default: ``local``)."""
     from ..hub import OfflineError
 
     if isinstance(source, str) and source in SOURCES:
+        if source == "auto":
+            path = find_real(name, split, real)
+            if path is not None:
+                df = (read_real or local)(path)
+                if note:
+                    real_note(name, split, path, df)
+                return df, "real", str(path)
         if source == "sample":
             return sample(), "sample", ""
         if hub is None:
@@ -249,6 +302,11 @@ def resolve(name: str, split: str | None, source, *, hub: Callable[[], object] |
     if source is None or not isinstance(source, (str, os.PathLike)):
         raise DatasetError(f"{name}: source must be 'auto', 'hub', 'sample' or a local path, got {source!r}")
     return local(local_path(source, name)), "local", ""
+
+
+def origin_label(origin: str, detail: str, hub_label: str, source) -> str:
+    """``df.attrs["source"]`` for a table that came from ``origin`` (see :func:`resolve`)."""
+    return {"hub": hub_label, "sample": "sample", "local": str(source), "real": detail}[origin]
 
 
 def check_split(name: str, split: str | None, splits: tuple[str, ...], default: str) -> str:

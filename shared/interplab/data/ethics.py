@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._base import CorruptFileError, HubFile, check_split, fetch_parse, find_file, mark, read_csv, resolve, sample_path
+from ._base import CorruptFileError, HubFile, check_split, fetch_parse, find_file, mark, origin_label, read_csv, resolve, sample_path
 
 REPO, REV = "hendrycks/ethics", "b8b47c589f8bee77175b8648e5497278b68da48a"
 SPLITS = ("train", "test", "test_hard", "ambiguous")
@@ -26,6 +26,7 @@ LICENSE = "MIT (long scenarios come from Reddit)"
 HUB_FILES = {s: HubFile(REPO, f"data/commonsense/{s}.csv", REV) for s in ("train", "test", "test_hard")}
 LOCAL_NAMES = {"train": ["cm_train.csv", "train.csv"], "test": ["cm_test.csv", "test.csv"],
                "test_hard": ["cm_test_hard.csv", "test_hard.csv"], "ambiguous": ["cm_ambig.csv", "ambig.csv"]}
+REAL_FILES = {s: [f"ethics-commonsense/{n}" for n in names] for s, names in LOCAL_NAMES.items()}  # under INTERPLAB_DATA_DIR
 
 DATASETS = {
     "ethics-commonsense": dict(
@@ -82,9 +83,9 @@ def _read_local(path: Path, split: str):
 def load(name: str, split: str | None = None, source="auto"):
     split = check_split(name, split, SPLITS, "train")
     spec = HUB_FILES.get(split)
-    df, origin, _ = resolve(name, split, source,
+    df, origin, detail = resolve(name, split, source,
                          hub=None if spec is None else (lambda: fetch_parse(spec, lambda p: _read(p, split))),
                          sample=lambda: _read(sample_path(DATASETS[name]["sample"][split]), split),
-                         local=lambda p: _read_local(p, split))
-    where = {"hub": spec.label if spec else "", "sample": "sample", "local": str(source)}[origin]
-    return mark(df, dataset=name, split=split, source=where, sample=origin == "sample", license=LICENSE)
+                         local=lambda p: _read_local(p, split), real=REAL_FILES[split])
+    where = origin_label(origin, detail, spec.label if spec else "", source)
+    return mark(df, dataset=name, split=split, source=where, sample=origin == "sample", license=LICENSE, real=origin == "real")

@@ -22,8 +22,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ._base import (CorruptFileError, DatasetError, HubFile, check_split, fallback_note, fetch_parse, find_file, mark, read_jsonl,
-                    resolve, sample_path)
+from ._base import (CorruptFileError, DatasetError, HubFile, check_split, fallback_note, fetch_parse, find_file, mark,
+                    origin_label, read_jsonl, real_note, resolve, sample_path)
 
 REPO, REV = "Anthropic/hh-rlhf", "09be8c5bbc57cb3887f3a9732ad6aa7ec602a1fa"
 SUBSETS = ("harmless-base", "helpful-base", "helpful-online", "helpful-rejection-sampled")
@@ -132,7 +132,8 @@ def load(name: str, split: str | None = None, source="auto", subset: str = "harm
 
         try:
             df, origin, reason = resolve(f"{name}/{sub}", split, source, hub=lambda spec=spec: fetch_parse(spec, _read),
-                                         sample=sample, local=lambda p, sub=sub: _read_local(p, sub, split), note=False)
+                                         sample=sample, local=lambda p, sub=sub: _read_local(p, sub, split), note=False,
+                                         real=[f"hh-rlhf/{sub}/{split}.jsonl.gz", f"hh-rlhf/{sub}/{split}.jsonl"])
         except (DatasetError, FileNotFoundError):
             if subset == "all" and frames is not None and sub != wanted[0]:
                 continue  # subset="all": use the subsets that the sample / local folder has
@@ -141,12 +142,15 @@ def load(name: str, split: str | None = None, source="auto", subset: str = "harm
             df["subset"] = sub
         frames.append(df)
         origins.append(origin)
-        reasons.append(reason)
-        labels.append({"hub": spec.label, "sample": "sample", "local": str(source)}[origin])
+        reasons.append(reason if origin == "sample" else "")
+        labels.append(origin_label(origin, reason, spec.label, source))
     df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     is_sample = "sample" in origins
+    shown = name if subset == "all" else f"{name}/{subset}"
     if any(reasons):
-        fallback_note(name if subset == "all" else f"{name}/{subset}", split, next(r for r in reasons if r), df)
+        fallback_note(shown, split, next(r for r in reasons if r), df)
+    elif "real" in origins:
+        real_note(shown, split, "; ".join(labels), df)
     df = mark(df, dataset=name, split=split, source=labels[0] if len(set(labels)) == 1 else "; ".join(labels),
-              sample=is_sample, license=LICENSE, subset=subset)
+              sample=is_sample, license=LICENSE, subset=subset, real="real" in origins)
     return parse_hh(df) if parsed else df

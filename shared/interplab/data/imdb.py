@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._base import CorruptFileError, HubFile, check_split, fetch_parse, find_file, mark, read_csv, read_parquet, resolve, sample_path
+from ._base import (CorruptFileError, HubFile, check_split, fetch_parse, find_file, mark, origin_label, read_csv, read_parquet,
+                    resolve, sample_path)
 
 REPO, REV = "stanfordnlp/imdb", "e6281661ce1c48d982bc483cf8a173c1bbeb5d31"
 HUB_FILES = {
@@ -23,6 +24,12 @@ HUB_FILES = {
                             "74d14fbfcbb39fb7d299c38ca9f0ae6d231bf97108da85d620027ba437b6d52e"),
 }
 SPLITS = ("train", "test", "unsupervised")
+# Under INTERPLAB_DATA_DIR (see interplab.data._base): per split, the first that exists. A single file of
+# real reviews with no split of its own (reviews-real.csv, the kit's test slice) serves both splits,
+# cut by row: rows 0, 1, 2 of every 5 are "train", rows 3, 4 "test", so the two never share a review.
+REAL_FILES = {s: [f"imdb/{s}.parquet", f"imdb/plain_text/{s}-00000-of-00001.parquet", "imdb/aclImdb", f"imdb/{s}.csv"]
+              + (["imdb/reviews-real.csv"] if s != "unsupervised" else []) for s in SPLITS}
+UNSPLIT = ("reviews-real.csv",)
 LICENSE = "other (IMDB terms; research use)"
 
 DATASETS = {
@@ -69,7 +76,11 @@ def _read_acl(folder: Path, split: str):
     return pd.DataFrame(rows, columns=["text", "label"]).astype({"label": "int64"})
 
 
-def _read_local(path: Path, split: str):
+def _read_local(path: Path, split: str, cut: bool = False):
+    if cut and path.is_file() and path.name in UNSPLIT:
+        df = _normalise(read_csv(path), path)
+        keep = (df.index % 5 < 3) if split == "train" else (df.index % 5 >= 3)
+        return df[keep].reset_index(drop=True)
     if path.is_dir():
         if (path / split / "pos").is_dir() or (path / "pos").is_dir():
             return _read_acl(path, split)
@@ -90,7 +101,8 @@ def load(name: str, split: str | None = None, source="auto"):
         return _normalise(read_csv(sample_path(DATASETS[name]["sample"][split])), "imdb sample")
 
     spec = HUB_FILES[split]
-    df, origin, _ = resolve(name, split, source, hub=lambda: fetch_parse(spec, lambda p: _normalise(read_parquet(p), p)),
-                         sample=sample, local=lambda p: _read_local(p, split))
-    where = {"hub": spec.label, "sample": "sample", "local": str(source)}[origin]
-    return mark(df, dataset=name, split=split, source=where, sample=origin == "sample", license=LICENSE)
+    df, origin, detail = resolve(name, split, source, hub=lambda: fetch_parse(spec, lambda p: _normalise(read_parquet(p), p)),
+                         sample=sample, local=lambda p: _read_local(p, split), real=REAL_FILES[split],
+                            read_real=lambda p: _read_local(p, split, cut=True))
+    where = origin_label(origin, detail, spec.label, source)
+    return mark(df, dataset=name, split=split, source=where, sample=origin == "sample", license=LICENSE, real=origin == "real")

@@ -19,7 +19,7 @@ import io
 import struct
 from pathlib import Path
 
-from ._base import CorruptFileError, HubFile, check_split, fetch_parse, mark, read_parquet, resolve
+from ._base import CorruptFileError, HubFile, check_split, fetch_parse, mark, origin_label, read_parquet, resolve
 
 REPO, REV = "ylecun/mnist", "77f3279092a1c1579b2250db8eafed0ad422088c"
 HUB_FILES = {
@@ -116,14 +116,17 @@ def _read_local(path: Path, split: str):
 def load(name: str, split: str | None = None, source="auto"):
     split = check_split(name, split, SPLITS, "train")
     spec = HUB_FILES[split]
-    df, origin, _ = resolve(name, split, source, hub=lambda: fetch_parse(spec, _from_parquet),
-                         sample=lambda: _digits(split), local=lambda p: _read_local(p, split),
-                            what="stand-in: scikit-learn's 8x8 digits, NOT MNIST")
+    stem = "train" if split == "train" else "t10k"
+    real = [f"mnist/{spec.filename}", f"mnist/{stem}-images-idx3-ubyte.gz", f"mnist/{stem}-images-idx3-ubyte"]
+    df, origin, detail = resolve(name, split, source, hub=lambda: fetch_parse(spec, _from_parquet),
+                                 sample=lambda: _digits(split), local=lambda p: _read_local(p, split),
+                                 what="stand-in: scikit-learn's 8x8 digits, NOT MNIST", real=real)
     shape = tuple(df["image"].iloc[0].shape) if len(df) else None
     if origin == "sample":
         return mark(df, dataset=name, split=split, source="sklearn-digits-8x8", sample=True,
                     license="CC BY 4.0 (UCI optical digits, bundled with scikit-learn)", image_shape=shape,
                     description=f"STAND-IN for MNIST ({split}): scikit-learn's bundled 8x8 digits, {len(df)} images "
                                 "(not MNIST; use source='hub' online for 28x28 MNIST)")
-    where = {"hub": spec.label, "local": str(source)}[origin]
-    return mark(df, dataset=name, split=split, source=where, sample=False, license="MIT", image_shape=shape)
+    where = origin_label(origin, detail, spec.label, source)
+    return mark(df, dataset=name, split=split, source=where, sample=False, license="MIT", image_shape=shape,
+                real=origin == "real")

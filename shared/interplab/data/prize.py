@@ -45,8 +45,8 @@ import math
 import re
 from pathlib import Path
 
-from ._base import (CorruptFileError, DatasetError, HubFile, check_split, fetch_parse, log, mark, read_csv, read_json,
-                    read_jsonl, read_parquet, resolve, sample_path)
+from ._base import (CorruptFileError, DatasetError, HubFile, check_split, fetch_parse, log, mark, origin_label, read_csv,
+                    read_json, read_jsonl, read_parquet, resolve, sample_path)
 
 TASK_TYPES = ("classification", "sequence_prob", "logodds", "absolute_logodds", "numeric")
 REQUIRED = {
@@ -293,10 +293,14 @@ def load(name: str, split: str | None = None, source="auto", task_type: str | No
             raise FileNotFoundError(f"{name}: no {task}.jsonl / {task}.csv in {p}")
         return parse(p)
 
-    df, origin, _ = resolve(name, split, source, hub=lambda: fetch_parse(spec, parse),
-                            sample=lambda: parse(sample_path(meta["sample"]["train"])), local=local)
-    where = {"hub": spec.label, "sample": "sample", "local": str(source)}[origin]
-    return mark(df, dataset=name, split=split, source=where, sample=origin == "sample", license=LICENSE,
+    # Under INTERPLAB_DATA_DIR: the prize's data-release jsonl (or a CSV) by task name, or the mirror's parquet.
+    cfg = TASKS[task][0]
+    real = list(dict.fromkeys([f"inverse-scaling/{task}.jsonl", f"inverse-scaling/{cfg}.jsonl", f"inverse-scaling/{task}.csv",
+                               f"inverse-scaling/{cfg}/data-00000-of-00001.parquet"]))
+    df, origin, detail = resolve(name, split, source, hub=lambda: fetch_parse(spec, parse),
+                                 sample=lambda: parse(sample_path(meta["sample"]["train"])), local=local, real=real)
+    where = origin_label(origin, detail, spec.label, source)
+    return mark(df, dataset=name, split=split, source=where, sample=origin == "sample", license=LICENSE, real=origin == "real",
                 task_type=df.attrs["task_type"], rejected=df.attrs.get("rejected", []), task=task)
 
 

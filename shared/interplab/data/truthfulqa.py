@@ -24,13 +24,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._base import CorruptFileError, HubFile, check_split, fetch_parse, find_file, mark, read_csv, read_json, read_parquet, resolve, sample_path
+from ._base import (CorruptFileError, HubFile, check_split, fetch_parse, find_file, mark, origin_label, read_csv, read_json,
+                    read_parquet, resolve, sample_path)
 
 REPO, REV = "truthfulqa/truthful_qa", "741b8276f2d1982aa3d5b832d3ee81ed3b896490"
 LICENSE = "Apache-2.0"
 CSV_NAMES = {"Type": "type", "Category": "category", "Question": "question", "Best Answer": "best_answer",
              "Correct Answers": "correct_answers", "Incorrect Answers": "incorrect_answers", "Source": "source"}
 COLUMNS = list(CSV_NAMES.values())
+# Under INTERPLAB_DATA_DIR: the original repo files, or the hub parquet in its hub layout.
+REAL_FILES = {"truthfulqa": ["truthfulqa/TruthfulQA.csv", "truthfulqa/generation/validation-00000-of-00001.parquet"],
+              "truthfulqa-mc": ["truthfulqa/mc_task.json", "truthfulqa/multiple_choice/validation-00000-of-00001.parquet"]}
 
 DATASETS = {
     "truthfulqa": dict(
@@ -134,7 +138,8 @@ def load(name: str, split: str | None = None, source="auto"):
     spec = meta["hub"][split]
     reader = _read_gen if name == "truthfulqa" else _read_mc
     hub_parse = _gen_from_parquet if name == "truthfulqa" else _mc_from_parquet
-    df, origin, _ = resolve(name, split, source, hub=lambda: fetch_parse(spec, hub_parse),
-                         sample=lambda: reader(sample_path(meta["sample"][split])), local=reader)
-    where = {"hub": spec.label, "sample": "sample", "local": str(source)}[origin]
-    return mark(df, dataset=name, split=split, source=where, sample=origin == "sample", license=LICENSE)
+    df, origin, detail = resolve(name, split, source, hub=lambda: fetch_parse(spec, hub_parse),
+                                 sample=lambda: reader(sample_path(meta["sample"][split])), local=reader,
+                                 real=REAL_FILES[name])
+    where = origin_label(origin, detail, spec.label, source)
+    return mark(df, dataset=name, split=split, source=where, sample=origin == "sample", license=LICENSE, real=origin == "real")
