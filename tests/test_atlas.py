@@ -181,3 +181,17 @@ def test_highlight_view_renders_offline(text_acts, open_offline, tmp_path):
     shown = page.page.locator(".interplab-neuron").inner_text()
     for i in top:  # the sentences appear as written (case, spacing, markup-like text escaped)
         assert text_acts.sentences[i] in shown
+
+
+def test_nearest_centre_and_layout_check_separate_a_faithful_layout_from_random_ones():
+    acts, _ = _blobs()
+    xy = atlas.layout(acts, method="pca", seed=0)
+    good = atlas.nearest_centre(atlas.grid_atlas(xy, grid=6), acts)
+    check = atlas.layout_check(xy, acts, grid=6, n_random=3, seed=0)
+    assert list(check["layout"]) == ["this layout", "random 1", "random 2", "random 3"]
+    assert check["nearest_centre"][0] == pytest.approx(good)
+    assert good > 0.8 and check["nearest_centre"][1:].max() < 0.3  # every other cell competes: random ~ 1/cells
+    # the weak criterion does not separate them as clearly: random layouts still pass it for many cells
+    assert check["nearer_own"][1:].mean() > 0.3
+    with pytest.raises(ValueError, match="2\\+ examples"):
+        atlas.nearest_centre(atlas.grid_atlas(xy[:3], grid=50), acts[:3])

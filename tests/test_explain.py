@@ -480,3 +480,40 @@ def test_minimal_pairs_bad_inputs():
     with pytest.raises(ValueError, match="empty"):
         explain.minimal_pairs(pairs.iloc[:0], _known(), progress=False)
     assert pairs.equals(pd.DataFrame(PAIRS))
+
+
+def test_linear_baseline_and_model_output(diabetes):
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.model_selection import train_test_split
+
+    model, Xtr, Xte, ytr, yte = diabetes
+    line = explain.linear_baseline(Xtr, ytr, Xte, yte)
+    assert 0.3 < line < 0.6 and line > model.score(Xte, yte)  # diabetes is near-linear: the line beats these trees
+    np.testing.assert_array_equal(explain.model_output(model, Xte.iloc[:3]), model.predict(Xte.iloc[:3]))
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=0)
+    assert explain.linear_baseline(Xtr, ytr, Xte, yte) > 0.9  # guessed as classes: logistic regression accuracy
+    clf = GradientBoostingClassifier(n_estimators=20, max_depth=2, random_state=0).fit(Xtr, ytr)
+    out = explain.model_output(clf, Xte.iloc[:4])
+    np.testing.assert_allclose(out, clf.predict_proba(Xte.iloc[:4])[:, 1])
+    sv = explain.shap_values(clf, Xtr, Xte.iloc[:4])  # permutation explainer on p(benign): additive all the same
+    np.testing.assert_allclose(sv.base_values + sv.values.sum(axis=1), out, rtol=1e-5, atol=1e-6)
+
+
+def test_agreement_and_stability_over_many_texts(tfidf, imdb):
+    _, test = imdb
+    texts = test["text"].sample(6, random_state=1).tolist()
+    lin = explain.wrap_classifier(tfidf, class_names=["neg", "pos"])
+    fns = {"lime": lambda t: explain.explain_text(t, lin, "lime", label="pos", num_samples=300, seed=0),
+           "exact": lambda t: explain.explain_text(t, lin, "eli5", label="pos")}
+    per_text, summary = explain.agreement_over(texts, fns, top_k=5)
+    assert len(per_text) == 6 and list(summary.index) == ["lime vs exact"] and summary.loc["lime vs exact", "texts"] == 6
+    # LIME recovers the linear model's exact attributions far better than a random ranking would
+    assert summary.loc["lime vs exact", "spearman median"] > 0.3
+    assert summary.loc["lime vs exact", "top5_jaccard mean"] > summary.loc["lime vs exact", "jaccard_random mean"] + 0.2
+    assert 0 < summary.loc["lime vs exact", "jaccard_random mean"] < 0.5
+    st = explain.stability_over(texts[:2], lin, method="lime", seeds=(0, 1), num_samples=(100,), label="pos")
+    assert list(st["text"]) == [0, 1] and st["top5_jaccard"].between(0, 1).all()
+    with pytest.raises(ValueError, match="at least two explainers"):
+        explain.agreement_over(texts, {"lime": fns["lime"]})

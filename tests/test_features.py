@@ -341,3 +341,15 @@ def test_every_exported_name_is_the_function_or_class_not_a_submodule():
 
     for name in reversed(F.__all__):  # any access order
         assert not isinstance(getattr(F, name), types.ModuleType), name
+
+
+def test_pca_baseline_is_the_k_component_reconstruction():
+    from interplab import features as F
+
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(3, 20))
+    x = rng.normal(size=(400, 3)) @ basis + 0.01 * rng.normal(size=(400, 20))
+    full = F.pca_baseline(x[:300], x[300:], 3)
+    assert full["components"] == 3 and full["fve"] > 0.99      # rank-3 data: 3 components explain it
+    one = F.pca_baseline(x[:300], x[300:], 1)
+    assert 0 < one["fve"] < full["fve"]                        # fewer components, less explained

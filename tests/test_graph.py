@@ -213,19 +213,35 @@ def test_trained_model_and_influence(tmp_path):
     assert graph.accuracy(model, test_df) > 0.85
     infl = graph.class_influence(model, test_df, test_df["label"])
     assert infl.shape == (500, 10)
-    # knocking out a class's most influential units lowers that class's logit more than knocking out random ones
-    c = 3
-    imgs = test_df[test_df.label == c]
-    base = graph.predict(model, imgs)[:, c].mean()
-    top = infl[c].nlargest(10).index.to_numpy()
-    rand = np.random.default_rng(0).choice(500, 10, replace=False)
-    drops = []
-    for units in (top, rand):
-        m = graph.load_model(graph.save_model(model, tmp_path / "m.pt"))
-        with torch.no_grad():
-            m.fc2.weight[:, list(units)] = 0
-        drops.append(base - graph.predict(m, imgs)[:, c].mean())
-    assert drops[0] > drops[1] and drops[0] > 0
+    # last hidden layer: influence is activation x weight, and zeroing units drops the logit by exactly their sum
+    x3 = graph.images_to_tensor(test_df[test_df.label == 3], model.input_scale, model.image_shape)
+    h = torch.relu(model.fc1(x3.flatten(1)))
+    np.testing.assert_allclose(infl[3], (h.mean(0) * model.fc2.weight[3]).detach().numpy(), rtol=1e-4, atol=1e-6)
+    abl = graph.ablation_test(model, test_df, k=10, n_random=5)
+    np.testing.assert_allclose(abl["estimated drop"], abl["drop (top-k)"], rtol=1e-4, atol=1e-5)
+    # the same drop, measured by zeroing the weights through ablate() and a saved and reloaded checkpoint
+    c, imgs = 3, test_df[test_df.label == 3]
+    m = graph.load_model(graph.save_model(graph.ablate(model, infl[c].nlargest(10).index), tmp_path / "m.pt"))
+    drop = graph.predict(model, imgs)[:, c].mean() - graph.predict(m, imgs)[:, c].mean()
+    assert drop == pytest.approx(abl.loc[c, "drop (top-k)"], rel=1e-4)
+    assert (abl["drop (top-k)"] > abl["drop (random k)"]).all()
+
+
+def test_ablation_test_in_a_deeper_net_where_influence_is_an_estimate():
+    from interplab import data
+
+    train_df, test_df = data.load("mnist", split="train"), data.load("mnist", split="test")
+    deep = graph.train(train_df, hidden=[64, 32], epochs=10, progress=False)
+    abl = graph.ablation_test(deep, test_df, k=8, hidden=0, n_random=10, seed=1)
+    assert list(abl.index) == list(range(10))
+    gap = (abl["estimated drop"] - abl["drop (top-k)"]).abs()
+    assert gap.max() > 1e-3  # a ReLU layer follows: the estimate is not the real drop
+    assert (abl["drop (top-k)"] > abl["random 95th pct"]).mean() >= 0.8
+    assert abl["accuracy (top-k zeroed)"].mean() < abl["accuracy (random k zeroed)"].mean()
+    with pytest.raises(ValueError, match="hidden layer 2 does not exist: this MLP has 2"):
+        graph.class_influence(deep, test_df, hidden=2)
+    with pytest.raises(ValueError, match="need an MLP"):
+        graph.ablation_test(graph.build_cnn((8, 8)), test_df)
 
 
 class _Result:

@@ -360,3 +360,22 @@ def test_hh_rlhf_pairs_are_each_others_neighbours(shared_data, minilm):
     assert hit > 8 / len(A)  # chance is 1 / len(A); about 0.5 is typical
     d = T.distinctive_terms(df["chosen_reply"], df["rejected_reply"], names=("chosen", "rejected"))
     assert len(d[d["group"] == "chosen"]) and len(d[d["group"] == "rejected"])
+
+
+def test_type_token_ratio_is_length_matched():
+    short = ["the cat sat on the mat"] * 3                       # 18 words, 5 types
+    long = [" ".join(f"w{i % 40}" for i in range(200))] * 2      # 400 words, 40 types
+    assert T.type_token_ratio(short) == pytest.approx(5 / 18)
+    assert T.type_token_ratio(long) == pytest.approx(40 / 400)   # plain ratio: the long group looks poorer...
+    matched = T.type_token_ratio(long, 18, seed=0)               # ...but on 18-word samples it is the richer one
+    assert matched > T.type_token_ratio(short, 18) and 0 < matched <= 1
+    with pytest.raises(ValueError, match="more than the 18 words"):
+        T.type_token_ratio(short, 19)
+    cmp = T.compare(short, long, names=("s", "l"), embed=False, n_topics=1)
+    assert cmp.summary.loc["words per type/token sample"].tolist() == [18, 18]
+    assert cmp.summary.loc["type/token ratio (equal-size samples)", "l"] > cmp.summary.loc["type/token ratio (equal-size samples)", "s"]
+
+
+def test_topics_warn_on_few_texts():
+    with pytest.warns(T.FewTextsWarning, match=r"topics from 5 texts \(fewer than 200\) are mostly noise"):
+        T.topics(CORPUS[:5] if len(CORPUS) >= 5 else CORPUS * 5, 2)

@@ -14,8 +14,9 @@
 
 The simple atlas of the Activation Atlas article (Carter et al., 2019): lay activation vectors out
 in 2-D, cut the plane into a grid, and show what each cell's examples have in common. Here the
-check that a cell means something is ``cell_separation``: a cell's examples should lie nearer (in
-activation space, not in the 2-D picture) to their own cell's mean activation than to other cells'.
+check that a cell means something is ``nearest_centre``: the share of examples whose nearest cell mean (in
+activation space, not in the 2-D picture) is their own cell's; ``layout_check`` scores it for the layout and
+for random layouts side by side, so the number comes with its baseline.
 All views render offline (matplotlib figures, or HTML with no scripts).
 """
 from __future__ import annotations
@@ -259,7 +260,8 @@ def cell_separation(atlas: Atlas, acts):
     example is not compared with an average that contains itself; NaN for a single-example cell);
     ``other``: mean distance of its examples to the other cells' means, averaged over those cells;
     ``nearer_own``: ``own < other`` (NA for single-example cells, which ``.all()`` skips).
-    A random layout fails this for about half the cells; a layout that keeps neighbours together passes.
+    A weak test on its own: random layouts pass it for 60-85% of the cells (the average other cell is far
+    away). ``nearest_centre`` and ``layout_check`` compare against every cell and against random layouts.
     """
     import pandas as pd
 
@@ -283,6 +285,49 @@ def cell_separation(atlas: Atlas, acts):
     out = pd.DataFrame(rows)
     out["nearer_own"] = out["nearer_own"].astype("boolean")
     return out
+
+
+def nearest_centre(atlas: Atlas, acts) -> float:
+    """Fraction of examples (in cells of 2+) whose nearest cell mean, in activation space, is their OWN cell's
+    mean without them (leave-one-out) rather than any other cell's mean.
+
+    A stricter test than ``cell_separation``'s "nearer own than the average other cell": every other cell is a
+    competitor, so a random layout scores about ``1 / cells`` and a layout that keeps neighbours together
+    scores far above it (neighbouring cells of one cluster still compete, so 1.0 is not expected).
+    """
+    acts = np.asarray(acts, dtype=np.float64)
+    ids = atlas.cells["cell"].to_numpy()
+    centres = np.stack([acts[m].mean(0) for m in atlas.cells["members"]])
+    counts = atlas.cells["count"].to_numpy()
+    col = {int(c): j for j, c in enumerate(ids)}
+    own_j = np.array([col[int(c)] for c in atlas.cell])
+    ok = counts[own_j] >= 2
+    if not ok.any():
+        raise ValueError("no cell has 2+ examples; use a coarser grid")
+    x, j = acts[ok], own_j[ok]
+    d2 = (x * x).sum(1)[:, None] - 2 * x @ centres.T + (centres * centres).sum(1)[None, :]
+    n = counts[j][:, None].astype(np.float64)
+    loo = (centres[j] * n - x) / (n - 1)  # own cell's mean without the example itself
+    d2[np.arange(len(x)), j] = ((x - loo) ** 2).sum(1)
+    return float((d2.argmin(1) == j).mean())
+
+
+def layout_check(xy, acts, grid: int, n_random: int = 5, seed: int = 0):
+    """Score a layout against random ones: ``nearest_centre`` and ``cell_separation``'s pass rate for the
+    layout ``xy`` and for ``n_random`` random layouts (the same points with the activations shuffled among
+    them, so cell sizes are unchanged). A criterion is only worth reporting if the random rows fail it.
+    One row per layout: ``layout`` ("this layout" / "random 1" ...), ``nearest_centre``, ``nearer_own``."""
+    import pandas as pd
+
+    acts = np.asarray(acts, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_random + 1):
+        a = acts if i == 0 else acts[rng.permutation(len(acts))]
+        g = grid_atlas(xy, grid=grid)
+        rows.append({"layout": "this layout" if i == 0 else f"random {i}", "nearest_centre": nearest_centre(g, a),
+                     "nearer_own": float(cell_separation(g, a)["nearer_own"].mean())})
+    return pd.DataFrame(rows)
 
 
 def plot_image_atlas(atlas: Atlas, images, ax=None, cmap: str = "gray_r", title: str = ""):

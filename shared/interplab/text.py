@@ -11,7 +11,10 @@ dataset (HH-RLHF chosen vs rejected replies, ETHICS scenarios, a CSV of your mod
   batched by length, with a progress bar, cached on disk, truncated to the encoder's context with
   a warning. ``project``/``plot_map`` draw them in 2-D (PCA, t-SNE, or UMAP when installed);
   ``search`` finds the nearest texts to a query.
-* ``topics(texts)``: NMF or LDA topics: top words per topic, topic share per document and per group.
+* ``topics(texts)``: NMF or LDA topics: top words per topic, topic share per document and per group
+  (it warns below ``MIN_TOPIC_TEXTS`` texts: topics from a hundred short texts are mostly noise).
+* ``type_token_ratio(texts, n_tokens)``: vocabulary richness on equal-size token samples, so groups of
+  different lengths can be compared (the plain ratio falls as a text grows).
 * ``compare(a, b)``: all of the above for two sets of texts, side by side.
 
 The tokenizer keeps contractions ("don't"), splits Chinese/Japanese into characters and keeps emoji
@@ -31,6 +34,9 @@ import numpy as np
 
 __all__ = [
     "TruncationWarning",
+    "FewTextsWarning",
+    "MIN_TOPIC_TEXTS",
+    "type_token_ratio",
     "as_texts",
     "tokenize",
     "stop_words",
@@ -53,6 +59,13 @@ __all__ = [
 
 class TruncationWarning(UserWarning):
     """Some texts were longer than the encoder's context and only their beginning was embedded."""
+
+
+class FewTextsWarning(UserWarning):
+    """Too few texts for the result to be more than noise (e.g. topics from a hundred short replies)."""
+
+
+MIN_TOPIC_TEXTS = 200  # below this, NMF/LDA topics of short texts change with the seed and the sample: a sketch only
 
 
 # ---------------------------------------------------------------------------------------------
@@ -926,6 +939,9 @@ def topics(
         raise ValueError(f"n_topics must be a positive integer, got {n_topics!r}")
     if n_topics > len(items):
         raise ValueError(f"n_topics={n_topics} needs at least {n_topics} texts, got {len(items)}")
+    if len(items) < MIN_TOPIC_TEXTS:
+        warnings.warn(f"topics from {len(items)} texts (fewer than {MIN_TOPIC_TEXTS}) are mostly noise: they move with "
+                      f"the seed and the sample, so read them as a sketch, not a finding", FewTextsWarning, stacklevel=2)
     if len(items) < 3:
         max_df = 1.0
     kind = "tfidf" if method == "nmf" else "count"
@@ -957,6 +973,25 @@ def topics(
         labels.append(label)
         rows.append({"topic": t, "label": label, "words": words, "weights": weights})
     return Topics(method, int(n_topics), pd.DataFrame(rows), _shares(W), model, vec, labels)
+
+
+def type_token_ratio(texts, n_tokens: int | None = None, *, draws: int = 20, seed: int = 0) -> float:
+    """Distinct words / words, measured on samples of exactly ``n_tokens`` words drawn (without replacement)
+    from all the texts' words, averaged over ``draws`` samples.
+
+    The plain ratio falls as the amount of text grows (common words repeat), so two groups whose lengths
+    differ can only be compared on samples of the same size: pass the same ``n_tokens`` for both (``compare``
+    uses the smaller group's word count). ``None`` uses every word once (the plain ratio).
+    """
+    toks = np.array([w for t in as_texts(texts, "type_token_ratio: texts") for w in tokenize(t)], dtype=object)
+    if n_tokens is None or n_tokens >= len(toks):
+        if n_tokens is not None and n_tokens > len(toks):
+            raise ValueError(f"n_tokens={n_tokens} is more than the {len(toks)} words in these texts")
+        return len(set(toks.tolist())) / max(1, len(toks))
+    if n_tokens < 1:
+        raise ValueError(f"n_tokens must be a positive integer, got {n_tokens!r}")
+    rng = np.random.default_rng(seed)
+    return float(np.mean([len(set(rng.choice(toks, n_tokens, replace=False).tolist())) / n_tokens for _ in range(draws)]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1047,7 +1082,8 @@ def compare(
 ) -> Comparison:
     """Compare two sets of texts (chosen vs rejected, model A vs model B, wrong vs not wrong).
 
-    Reports, side by side: sizes and lengths, the most frequent terms of each group, the most
+    Reports, side by side: sizes and lengths, vocabulary, the type/token ratio on equal-size word samples
+    (``type_token_ratio`` with the smaller group's word count, so length does not decide it), the most frequent terms of each group, the most
     distinctive terms of each (``distinctive_terms``), topics fitted on both groups with their mean
     share per group, and (``embed=True``) sentence-embedding similarity within and between groups
     plus how often a text's nearest neighbour belongs to its own group. ``embeddings`` (A's rows
@@ -1086,6 +1122,7 @@ def compare(
         return np.array([len(tokenize(t)) for t in ts])
 
     stats = {}
+    n_ttr = max(1, min(int(lengths(a).sum()), int(lengths(b).sum())))  # equal-size samples: the smaller group's words
     for name, ts in ((na, a), (nb, b)):
         toks = [w for t in ts for w in tokenize(t)]
         ln = lengths(ts)
@@ -1094,7 +1131,8 @@ def compare(
             "mean words": round(float(ln.mean()), 1),
             "median words": float(np.median(ln)),
             "vocabulary": len(set(toks)),
-            "type/token ratio": round(len(set(toks)) / max(1, len(toks)), 3),
+            "type/token ratio (equal-size samples)": round(type_token_ratio(ts, n_ttr, seed=random_state), 3) if toks else 0.0,
+            "words per type/token sample": n_ttr,
         }
     E = None
     if embeddings is not None:

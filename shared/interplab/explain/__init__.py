@@ -11,13 +11,14 @@ Text::
     table = explain.compare([att, explain.explain_text(review, clf, "shap", label="pos")])
     explain.rank_correlation(table)         # do the methods agree?
     explain.stability(review, clf, seeds=(0, 1, 2), num_samples=(250, 1000)).summary
+    per_text, summary = explain.agreement_over(random_reviews, {"lime": f, "shap": g})  # many texts, with spread
     explain.faithfulness([att, shap_att], clf).summary   # do the weights match what deleting a word does?
     explain.minimal_pairs(pairs, clf, label="pos")      # "good" vs "not good": is the edit credited?
 
 ``wrap_classifier`` makes any text classifier (scikit-learn pipeline, ``transformers`` sequence
 classifier, or a function) a batched, deduplicating ``predict_proba`` that LIME and SHAP can call
 thousands of times without running out of memory. Tabular models: ``global_rankings``,
-``permutation_ranking``, ``shap_values``, ``lime_tabular`` (see :mod:`interplab.explain.tabular`).
+``permutation_ranking``, ``shap_values``, ``lime_tabular``, ``linear_baseline`` (see :mod:`interplab.explain.tabular`).
 """
 from __future__ import annotations
 
@@ -27,14 +28,15 @@ from .faithfulness import (Faithfulness, MinimalPairs, delete_words, deletion_ef
                            minimal_pairs)
 from .render import (attribution_html, compare_html, eli5_html, plot_comparison, plot_stability, plot_text,
                      plot_weights)
-from .tabular import (global_rankings, lime_ranking, lime_tabular, permutation_ranking, ranking_agreement,
-                      shap_values)
-from .text import METHODS, Stability, compare, explain_text, rank_correlation, stability, top_overlap
+from .tabular import (global_rankings, lime_ranking, lime_tabular, linear_baseline, model_output, permutation_ranking,
+                      ranking_agreement, shap_values)
+from .text import (METHODS, Stability, agreement_over, compare, explain_text, rank_correlation, stability,
+                   stability_over, top_overlap)
 
 __all__ = [
-    "Attribution", "BatchedClassifier", "EncoderClassifier", "METHODS", "Stability", "attribution_html",
+    "Attribution", "BatchedClassifier", "agreement_over", "stability_over", "EncoderClassifier", "METHODS", "Stability", "attribution_html",
     "batched_map", "compare", "compare_html", "eli5_html", "explain_text", "global_rankings", "lime_ranking",
-    "lime_tabular", "permutation_ranking", "plot_comparison", "plot_stability", "plot_text", "plot_weights",
+    "lime_tabular", "linear_baseline", "model_output", "permutation_ranking", "plot_comparison", "plot_stability", "plot_text", "plot_weights",
     "rank_correlation", "ranking_agreement", "shap_values", "stability", "text_classifier", "top_overlap",
     "wrap_classifier", "Faithfulness", "MinimalPairs", "delete_words", "deletion_effects", "faithfulness",
     "minimal_pairs",

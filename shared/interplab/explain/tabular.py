@@ -1,7 +1,11 @@
 """Tabular models explained the way R's ``iml`` does it, in Python, with one table that compares them.
 
 * ``permutation_ranking``: drop in score when a feature is shuffled (``sklearn.inspection``).
-* ``shap_values``: SHAP values (exact tree SHAP for tree models, the permutation explainer otherwise).
+* ``shap_values``: SHAP values (exact interventional tree SHAP for tree regressors, the permutation
+  explainer on p(last class) for classifiers and any other model).
+* ``model_output``: what every explanation here explains (the prediction, or p(last class)).
+* ``linear_baseline``: held-out score of a plain linear model on the same split, to put the explained
+  model's score in context (an explanation of a model worse than a line explains that model, not the data).
 * ``lime_tabular`` / ``lime_ranking``: LIME's local linear model for one row, and mean |weight| over rows.
 * ``global_rankings``: every method's global importance per feature, side by side, with ranks.
 
@@ -27,6 +31,28 @@ def _predict_fn(model):
     return model.predict
 
 
+def model_output(model, X):
+    """What the explanations here explain, for the rows of ``X``: ``model.predict`` for a regressor,
+    p(last class) for a classifier. SHAP values of a row add up to this minus their base value."""
+    return np.asarray(_predict_fn(model)(_check_frame(X)), dtype=float)
+
+
+def linear_baseline(X_train, y_train, X_test, y_test, classifier: bool | None = None) -> float:
+    """Held-out score (R² or accuracy, like ``model.score``) of a plain linear model on the same split:
+    ``LinearRegression`` for a numeric target, a standardised ``LogisticRegression`` for classes
+    (``classifier=None`` guesses from the target: integers with at most 10 values are classes)."""
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X_train, X_test = _check_frame(X_train, "X_train"), _check_frame(X_test, "X_test")
+    y = np.asarray(y_train)
+    if classifier is None:
+        classifier = np.issubdtype(y.dtype, np.integer) and len(np.unique(y)) <= 10
+    line = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)) if classifier else LinearRegression()
+    return float(line.fit(X_train, y_train).score(X_test, y_test))
+
+
 def _check_frame(X, what="X"):
     import pandas as pd
 
@@ -48,10 +74,13 @@ def permutation_ranking(model, X, y, *, n_repeats: int = 10, seed: int = 0, scor
 
 
 def shap_values(model, X_background, X, *, max_background: int = 100, seed: int = 0):
-    """A ``shap.Explanation`` for the rows of ``X`` (class-1 probability for classifiers).
+    """A ``shap.Explanation`` for the rows of ``X``, explaining :func:`model_output`.
 
-    Tree models get exact tree SHAP on the raw output (log-odds for classifiers); other models the
-    permutation explainer over a background of at most ``max_background`` rows.
+    Tree *regressors* (scikit-learn ensembles, XGBoost, LightGBM) get exact interventional tree SHAP
+    over a background of at most ``max_background`` rows. Classifiers (trees included: tree SHAP would
+    explain log-odds, not the probability the other methods explain) and every other model get SHAP's
+    permutation explainer on p(last class) over the same background: an estimate of the Shapley
+    values, but still additive (each row's values sum to its output minus the background mean).
     """
     import shap
 

@@ -295,3 +295,79 @@ def stability(text: str, classifier, *, method: str = "lime", seeds=(0, 1, 2), n
     rng = pd.DataFrame({"min_weight": g.min(), "max_weight": g.max()})
     flips = rng[(rng["min_weight"] < 0) & (rng["max_weight"] > 0)].sort_values("max_weight", ascending=False)
     return Stability(method, top_k, runs, pd.DataFrame(summary).set_index("num_samples"), flips, atts)
+
+
+# ---------------------------------------------------------------- over many texts
+
+def _random_jaccard(n_words: int, k: int, draws: int = 200, seed: int = 0) -> float:
+    """Expected top-k overlap (Jaccard) of two methods that rank ``n_words`` words at random: the chance baseline."""
+    if n_words <= 0:
+        return float("nan")
+    k = min(k, n_words)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(draws):
+        a, b = set(rng.choice(n_words, k, replace=False)), set(rng.choice(n_words, k, replace=False))
+        out.append(len(a & b) / len(a | b))
+    return float(np.mean(out))
+
+
+def agreement_over(texts, explainers: dict, *, top_k: int = 5, seed: int = 0):
+    """Do two or more explanation methods agree, over many texts rather than one?
+
+    ``explainers``: {name: function(text) -> Attribution}. For every text and every pair of methods:
+    the Spearman correlation of their per-word weights and the Jaccard overlap of their top-``top_k``
+    words, beside ``jaccard_random`` (what two random rankings of that text's words would overlap).
+    Returns ``(per_text, summary)``: the long table, and per pair the number of texts, mean, std,
+    10th / 50th / 90th percentile of each, and the mean random baseline. Pick the texts at random
+    (not by a model's confidence) so the summary says something about the data.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from ..text import as_texts
+
+    items = as_texts(texts, "agreement_over: texts")
+    if len(explainers) < 2:
+        raise ValueError("agreement_over needs at least two explainers to compare")
+    rows = []
+    for i, text in enumerate(tqdm(items, desc="explaining texts", unit="text", leave=False)):
+        table = compare({name: fn(text) for name, fn in explainers.items()})
+        corr, jac = rank_correlation(table), top_overlap(table, k=top_k)
+        base = _random_jaccard(len(table), top_k, seed=seed + i)
+        for a, b in itertools.combinations(list(explainers), 2):
+            rows.append({"text": i, "pair": f"{a} vs {b}", "words": len(table), "spearman": float(corr.loc[a, b]),
+                         f"top{top_k}_jaccard": float(jac.loc[a, b]), "jaccard_random": base})
+    per_text = pd.DataFrame(rows)
+    jcol = f"top{top_k}_jaccard"
+
+    def stats(g):
+        out = {"texts": len(g)}
+        for c in ("spearman", jcol):
+            v = g[c].dropna()
+            out.update({f"{c} mean": v.mean(), f"{c} std": v.std(), f"{c} p10": v.quantile(0.1),
+                        f"{c} median": v.median(), f"{c} p90": v.quantile(0.9)})
+        out["jaccard_random mean"] = g["jaccard_random"].mean()
+        return pd.Series(out)
+
+    summary = pd.DataFrame({pair: stats(g) for pair, g in per_text.groupby("pair", sort=False)}).T
+    summary.index.name = "pair"
+    return per_text, summary
+
+
+def stability_over(texts, classifier, *, method: str = "lime", seeds=(0, 1, 2), num_samples=(200, 500),
+                   top_k: int = 5, label=None, **kwargs):
+    """:func:`stability` on every text: one row per (text, sample count) with the top-k overlap across seeds,
+    top-1 agreement, sign flips and mean fidelity score. Summarise with ``.groupby("num_samples").agg(...)``."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from ..text import as_texts
+
+    items = as_texts(texts, "stability_over: texts")
+    frames = []
+    for i, text in enumerate(tqdm(items, desc=f"{method} stability over texts", unit="text", leave=False)):
+        st = stability(text, classifier, method=method, seeds=seeds, num_samples=num_samples, top_k=top_k,
+                       label=label, **kwargs)
+        frames.append(st.summary.drop(columns=["top1_word", "flipped_words"]).reset_index().assign(text=i))
+    return pd.concat(frames, ignore_index=True)

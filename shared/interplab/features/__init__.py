@@ -18,6 +18,7 @@ _EXPORTS = {
     "ProbeResult": "probes", "probe": "probes", "probe_layers": "probes", "control_labels": "probes",
     "plot_probe_accuracy": "probes", "token_probe_data": "probes",
     "SAE": "sae", "train_sae": "sae", "sae_metrics": "sae", "spliced_loss": "sae",
+    "pca_baseline": "sae",
     "ToySuperposition": "synthetic", "toy_superposition": "synthetic", "match_features": "synthetic",
     "plot_feature_match": "synthetic",
     "feature_activations": "inspection", "top_examples": "inspection", "feature_view": "inspection",

@@ -353,3 +353,19 @@ def spliced_loss(model, tokens, site: str, sae: SAE) -> dict:
     denom = zeroed - clean
     return {"clean": clean, "spliced": spliced, "zero_ablated": zeroed,
             "loss_recovered": (zeroed - spliced) / denom if abs(denom) > 1e-9 else float("nan")}
+
+
+def pca_baseline(x_train, x_test, k: int) -> dict:
+    """The baseline an SAE with ``k`` active features per row must beat: PCA with ``k`` components fitted on
+    ``x_train``, scored on ``x_test`` with :func:`sae_metrics`' formula (``fve``, ``mse``). A TopK SAE spends
+    ``k`` numbers per row too, but may pick a different ``k`` directions for every row."""
+    from sklearn.decomposition import PCA
+
+    xtr = _as_tensor(x_train).double().numpy()
+    xte = _as_tensor(x_test).double().numpy()
+    k = int(min(k, xtr.shape[1], len(xtr)))
+    pca = PCA(k, random_state=0).fit(xtr)
+    rec = pca.inverse_transform(pca.transform(xte))
+    sse = float(((xte - rec) ** 2).sum())
+    var = float(((xte - xte.mean(0)) ** 2).sum())
+    return {"fve": 1.0 - sse / max(var, 1e-12), "mse": sse / xte.size, "components": k}
