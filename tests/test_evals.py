@@ -89,31 +89,80 @@ def _neox(tok, parallel=True, seed=0):
     return GPTNeoXForCausalLM(cfg).eval()
 
 
-@pytest.mark.parametrize("arch", ["gpt2", "neox-parallel", "neox-sequential"])
+def _llama(tok, seed=0):
+    """A small Llama shaped like SmolLM2: grouped-query attention (6 heads sharing 3 KV heads), RMSNorm, rotary."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=6,
+                      num_key_value_heads=3, vocab_size=len(tok), max_position_embeddings=128,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    model = LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():  # random init leaves the norms at 1: give them real spread so a skipped norm shows
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.uniform_(0.5, 1.5)
+    return model
+
+
+def _arch_model(tok, gpt2, arch):
+    if arch == "gpt2":
+        return gpt2
+    if arch == "llama":
+        return _llama(tok)
+    return _neox(tok, parallel=arch == "neox-parallel")
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "neox-parallel", "neox-sequential", "llama"])
 @pytest.mark.parametrize("method", ["packed", "rows"])
 @pytest.mark.parametrize("head", ["last", "split", "full"])
 def test_every_head_path_matches_hand_computed_logprobs(gpt2, tok, arch, method, head):
     """The last block run only at the read positions (and the other head paths) give the plain numbers."""
-    model = gpt2 if arch == "gpt2" else _neox(tok, parallel=arch == "neox-parallel")
+    model = _arch_model(tok, gpt2, arch)
     got = continuation_logprobs(model, tok, PROMPTS * 3, CLASSES * 3, method=method, head=head, batch_tokens=96,
                                 progress=False)
     for p, cs, g in zip(PROMPTS * 3, CLASSES * 3, got):
         np.testing.assert_allclose(g, [hand_logprob(model, tok, p, c) for c in cs], atol=1e-5, rtol=0)
 
 
-def test_last_block_path_is_probed_and_chosen_for_gpt2_and_neox_only(gpt2, tok):
+@pytest.mark.parametrize("arch", ["gpt2", "neox-parallel", "llama"])
+def test_last_block_hidden_rows_equal_the_full_forward(gpt2, tok, arch):
+    """read_hidden at chosen positions == the model's own final hidden states there (causal and tree masks)."""
     from interplab.evals import lastblock
-    from transformers import LlamaConfig, LlamaForCausalLM
 
-    neox = _neox(tok)
-    assert lastblock.supports(gpt2) and lastblock.supports(neox)
-    continuation_logprobs(neox, tok, PROMPTS, CLASSES, progress=False)
-    assert neox._interplab_scoring_path == ("packed", "last")
-    llama = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=2, vocab_size=50))
-    assert not lastblock.supports(llama)
+    model = _arch_model(tok, gpt2, arch)
+    torch.manual_seed(1)
+    ids = torch.randint(0, len(tok), (3, 20))
+    b, t = torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([3, 19, 7, 0, 10, 19])
+    with torch.no_grad():
+        want = model.base_model(input_ids=ids).last_hidden_state[b, t]
+        got = lastblock.read_hidden(model, ids, (b, t))
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    # a tree mask with restarting position ids, as the packed scorer builds it
+    seg = torch.tensor([0] * 12 + [1] * 4 + [2] * 4)
+    mask = (torch.ones(20, 20, dtype=torch.bool).tril() & ((seg[None] == 0) | (seg[None] == seg[:, None])))
+    mask = mask[None, None].expand(3, 1, 20, 20)
+    pos = torch.cat([torch.arange(12), torch.arange(12, 16), torch.arange(12, 16)])[None].expand(3, -1)
+    with torch.no_grad():
+        want = model.base_model(input_ids=ids, attention_mask=mask, position_ids=pos).last_hidden_state[b, t]
+        got = lastblock.read_hidden(model, ids, (b, t), attention_mask=mask, position_ids=pos)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+def test_last_block_path_is_probed_and_chosen_for_gpt2_neox_and_llama(gpt2, tok):
+    from interplab.evals import lastblock
+    from transformers import MistralConfig, MistralForCausalLM
+
+    for model in (_neox(tok), _llama(tok)):
+        assert lastblock.supports(model)
+        continuation_logprobs(model, tok, PROMPTS, CLASSES, progress=False)
+        assert model._interplab_scoring_path == ("packed", "last")
+    assert lastblock.supports(gpt2)
+    other = MistralForCausalLM(MistralConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                             num_attention_heads=2, num_key_value_heads=2, vocab_size=50))
+    assert not lastblock.supports(other)
     with pytest.raises(ValueError, match="no last-block path"):
-        lastblock.read_hidden(llama, torch.tensor([[1, 2, 3]]), ([0], [2]))
+        lastblock.read_hidden(other, torch.tensor([[1, 2, 3]]), ([0], [2]))
 
 
 def test_fused_gelu_is_restored_after_scoring_even_on_error(gpt2, tok):
