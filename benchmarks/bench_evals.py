@@ -107,6 +107,17 @@ def kv_cache_prototype(model, tok, items):
     return out
 
 
+def lm_eval_installed() -> bool:
+    """True when lm-evaluation-harness is importable; otherwise says in one line how to add its column."""
+    try:
+        import lm_eval  # noqa: F401
+        return True
+    except ImportError:
+        print("lm-eval column skipped: lm-evaluation-harness is not installed; to include it run\n"
+              "  .venv/bin/pip install -c <(grep -v '^-e' requirements.txt) lm-eval==0.4.13")
+        return False
+
+
 def lm_eval_scores(model, tok, items, batch_size=16):
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
@@ -154,13 +165,7 @@ def main(argv=None) -> int:
     print(f"model: GPT-2 small config, random weights, {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M params; "
           f"torch {torch.__version__}, {args.threads} threads; {args.items} items per task; best of {args.repeat} runs")
     tasks = build_tasks(tok, words, args.items)
-    try:
-        import lm_eval  # noqa: F401
-        have_lm_eval = True
-    except ImportError:
-        have_lm_eval = False
-        print("lm-eval column skipped: lm-evaluation-harness is not installed; to include it run\n"
-              "  .venv/bin/pip install -c <(grep -v '^-e' requirements.txt) lm-eval==0.4.13")
+    have_lm_eval = lm_eval_installed()
     methods = {
         "interplab": lambda items: continuation_logprobs(model, tok, [p for p, _ in items], [c for _, c in items],
                                                          progress=False),

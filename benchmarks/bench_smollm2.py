@@ -147,14 +147,9 @@ def main(argv=None) -> int:
           f"{len(GEN_PROMPTS)} prompts; e.g. {GEN_PROMPTS[0]!r} -> {texts['kit'][0][:40]!r}", flush=True)
     ratio("smollm2 generation: lm.generate_many / plain loop tokens/s", kit_tps / plain_tps, ">=", 1.0)
 
-    try:
-        import lm_eval  # noqa: F401
-        from bench_evals import lm_eval_scores
-        have_lm_eval = True
-    except ImportError:
-        have_lm_eval = False
-        print("lm-eval column skipped: lm-evaluation-harness is not installed; to include it run\n"
-              "  .venv/bin/pip install -c <(grep -v '^-e' requirements.txt) lm-eval==0.4.13")
+    from bench_evals import lm_eval_installed, lm_eval_scores
+
+    have_lm_eval = lm_eval_installed()
 
     def kit(head=None):
         return lambda P, C: continuation_logprobs(model, tok, P, C, head=head, progress=False)

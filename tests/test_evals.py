@@ -523,3 +523,64 @@ def test_chat_model_only_with_the_labelled_approximation(loopback):
     multi = _task(prompt=["the movie was"], classes=[[" really good", " bad"]], answer_index=[0])
     with pytest.raises(ScoringNotSupportedError, match="single-word"):
         evals.evaluate("openai:loopback-chat", multi, approximate=True, api_options=_api(loopback), progress=False)
+
+
+# ---- the embedded causal LM (smollm2): fast paths against the plain computation, real data ----------
+
+SMOL_PROMPTS = ["The capital of France is", "Question: Is the sky blue on a clear day?\nAnswer:",
+                "Review: I loved every minute of this film.\nSentiment:", "Q: What do bees make?\nA:"]
+SMOL_CLASSES = [[" Paris", " London", " the city of Rome"], [" Yes", " No"], [" positive", " negative"],
+                [" honey", " milk", " nothing at all, they only fly"]]
+
+
+def test_smollm2_fast_paths_match_the_per_class_computation(smollm2):
+    model, tok = smollm2
+    ref = continuation_logprobs(model, tok, SMOL_PROMPTS, SMOL_CLASSES, method="reference", progress=False)
+    got = continuation_logprobs(model, tok, SMOL_PROMPTS, SMOL_CLASSES, progress=False)
+    assert model._interplab_scoring_path == ("packed", "last")  # the Llama last-block path passed its probe
+    for method, head in [("packed", "last"), ("packed", "split"), ("rows", "last"), ("rows", "full")]:
+        other = continuation_logprobs(model, tok, SMOL_PROMPTS, SMOL_CLASSES, method=method, head=head,
+                                      batch_tokens=64, progress=False)
+        np.testing.assert_allclose(np.concatenate(other), np.concatenate(ref), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(np.concatenate(got), np.concatenate(ref), atol=1e-4, rtol=0)
+    assert [int(np.argmax(g)) for g in got] == [0, 0, 0, 0]  # a real model: Paris, Yes, positive, honey
+    task = pd.DataFrame({"prompt": SMOL_PROMPTS, "classes": SMOL_CLASSES, "answer_index": [0, 1, 0, 0]})
+    res = evals.evaluate((model, tok), task, progress=False)
+    want = [evals.classification_row(r, a) for r, a in zip(ref, task["answer_index"])]
+    np.testing.assert_allclose(res["loss"], [w["loss"] for w in want], atol=1e-4)
+    assert res["correct"].tolist() == [1, 0, 1, 1]
+
+
+def test_smollm2_on_a_real_prize_file(shared_data, smollm2):
+    """sentiment_analysis.csv from the prize pipeline (balanced: 50 positive, 50 negative in the first 100)."""
+    from interplab import data
+
+    task = data.load_prize_task(shared_data / "inverse-scaling-eval-pipeline" / "data" / "sentiment_analysis.csv")
+    task = task.iloc[:100]
+    res = evals.evaluate(smollm2, task, progress=False)
+    per_class = res.groupby(task["answer_index"].values)["correct"].mean()
+    lo, hi = evals.bootstrap_ci(res["correct"])
+    print(f"smollm2 sentiment_analysis, 100 items: accuracy {res['correct'].mean():.3f} [{lo:.3f}, {hi:.3f}], "
+          f"per class {per_class.round(3).to_dict()}, chance 0.5")
+    assert per_class.min() >= 0.7 and lo > 0.75  # chance (and the majority class) is 0.5
+
+
+def test_smollm2_truthfulqa_mc_on_the_real_file(shared_data, smollm2):
+    """MC1/MC2 on the first 100 real questions (no primer here: the six-shot primer doubles the tokens; the
+    kit's default keeps it). Chance: MC1 = 1/n_choices per question; MC2 = the true share of the choices."""
+    from interplab import data
+
+    df = data.load("truthfulqa-mc", source=shared_data / "truthfulqa" / "mc_task.json")
+    out = evals.truthfulqa_mc(smollm2, df, n=100, primer=None, progress=False)
+    assert len(out) == 100 and out["mc2"].between(0, 1).all()
+    mc1_chance = 1 / out["n_mc1"]
+    mc2_chance = np.array([np.mean(v["labels"] if "labels" in v else list(v.values()))
+                           for v in df["mc2_targets"].iloc[:100]])
+    lo1, hi1 = evals.bootstrap_ci(out["mc1"] - mc1_chance)
+    lo2, hi2 = evals.bootstrap_ci(out["mc2"] - mc2_chance)
+    right, wrong = out.loc[out["mc1"] == 1, "mc2"].mean(), out.loc[out["mc1"] == 0, "mc2"].mean()
+    print(f"smollm2 TruthfulQA, 100 questions: MC1 {out.attrs['mc1']:.3f} (chance {mc1_chance.mean():.3f}, "
+          f"diff CI [{lo1:.3f}, {hi1:.3f}]); MC2 {out.attrs['mc2']:.3f} (chance {mc2_chance.mean():.3f}, "
+          f"diff CI [{lo2:.3f}, {hi2:.3f}]); MC2 where MC1 right {right:.3f}, wrong {wrong:.3f}")
+    assert lo1 > 0  # MC1 above chance, with the bootstrap interval clear of it
+    assert right > wrong + 0.1  # the two scores agree: picking the true MC1 answer goes with more MC2 mass on truth
