@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from collect import ratio
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("INTERPLAB_TEST_DATA", ROOT.parent / "shared" / "datasets"))
@@ -90,6 +92,7 @@ def main() -> int:
             ok = secs < target
             failed += not ok
             verdict = f"< {target:g} s {'ok' if ok else 'MISSED'}"
+            ratio(f"load {label} from {where} (s)", secs, "<=", target)
         print(f"{label.ljust(width)}  {where.ljust(wwhere)}  {n:>6}  {secs:>8.3f}  {verdict}")
     return 1 if failed else 0
 

@@ -17,6 +17,8 @@ import time
 import numpy as np
 import torch
 
+from collect import ratio
+
 
 def _texts(n: int) -> list[str]:
     import pandas as pd
@@ -93,6 +95,7 @@ def main(argv=None) -> int:
     print(f"{c['tokens']} tokens; raw forward {c['raw_s']:.2f}s ({c['tokens'] / c['raw_s']:.0f} tok/s) | "
           f"collect {c['collect_s']:.2f}s ({c['tokens'] / c['collect_s']:.0f} tok/s) | "
           f"overhead {c['overhead']:+.1%} (target <= +10%) | cached re-read {c['cached_s'] * 1000:.0f} ms")
+    ratio("activation collection / raw forward", c["collect_s"] / c["raw_s"], "<=", 1.10)
 
     with tempfile.TemporaryDirectory() as cache:
         os.environ["INTERPLAB_CACHE"] = cache

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+from collect import ratio
+
 
 def timed(code: str, repeat: int = 7) -> float:
     runs = []
@@ -27,4 +29,5 @@ if __name__ == "__main__":
     print(f"  + config, notebooks    {kit_attr:7.3f} s")
     print(f"import torch (reference) {torch:7.3f} s")
     print(f"ratio import interplab / import torch = {kit / torch:.3f}")
+    ratio("import interplab (s)", kit, "<=", 1.0)
     sys.exit(0 if kit < 1.0 else 1)

@@ -122,3 +122,12 @@ def open_offline(browser):
     yield _open
     for p in pages:
         p.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The embedded causal LM SmolLM2-135M-Instruct and its tokenizer, loaded once per test session
+    (converted into the session's cache on first use, ~30 s; build/test-cache is pre-seeded)."""
+    from interplab.models import load_causal_lm
+
+    return load_causal_lm("smollm2")

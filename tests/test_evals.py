@@ -89,31 +89,80 @@ def _neox(tok, parallel=True, seed=0):
     return GPTNeoXForCausalLM(cfg).eval()
 
 
-@pytest.mark.parametrize("arch", ["gpt2", "neox-parallel", "neox-sequential"])
+def _llama(tok, seed=0):
+    """A small Llama shaped like SmolLM2: grouped-query attention (6 heads sharing 3 KV heads), RMSNorm, rotary."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=6,
+                      num_key_value_heads=3, vocab_size=len(tok), max_position_embeddings=128,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    model = LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():  # random init leaves the norms at 1: give them real spread so a skipped norm shows
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.uniform_(0.5, 1.5)
+    return model
+
+
+def _arch_model(tok, gpt2, arch):
+    if arch == "gpt2":
+        return gpt2
+    if arch == "llama":
+        return _llama(tok)
+    return _neox(tok, parallel=arch == "neox-parallel")
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "neox-parallel", "neox-sequential", "llama"])
 @pytest.mark.parametrize("method", ["packed", "rows"])
 @pytest.mark.parametrize("head", ["last", "split", "full"])
 def test_every_head_path_matches_hand_computed_logprobs(gpt2, tok, arch, method, head):
     """The last block run only at the read positions (and the other head paths) give the plain numbers."""
-    model = gpt2 if arch == "gpt2" else _neox(tok, parallel=arch == "neox-parallel")
+    model = _arch_model(tok, gpt2, arch)
     got = continuation_logprobs(model, tok, PROMPTS * 3, CLASSES * 3, method=method, head=head, batch_tokens=96,
                                 progress=False)
     for p, cs, g in zip(PROMPTS * 3, CLASSES * 3, got):
         np.testing.assert_allclose(g, [hand_logprob(model, tok, p, c) for c in cs], atol=1e-5, rtol=0)
 
 
-def test_last_block_path_is_probed_and_chosen_for_gpt2_and_neox_only(gpt2, tok):
+@pytest.mark.parametrize("arch", ["gpt2", "neox-parallel", "llama"])
+def test_last_block_hidden_rows_equal_the_full_forward(gpt2, tok, arch):
+    """read_hidden at chosen positions == the model's own final hidden states there (causal and tree masks)."""
     from interplab.evals import lastblock
-    from transformers import LlamaConfig, LlamaForCausalLM
 
-    neox = _neox(tok)
-    assert lastblock.supports(gpt2) and lastblock.supports(neox)
-    continuation_logprobs(neox, tok, PROMPTS, CLASSES, progress=False)
-    assert neox._interplab_scoring_path == ("packed", "last")
-    llama = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=2, vocab_size=50))
-    assert not lastblock.supports(llama)
+    model = _arch_model(tok, gpt2, arch)
+    torch.manual_seed(1)
+    ids = torch.randint(0, len(tok), (3, 20))
+    b, t = torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([3, 19, 7, 0, 10, 19])
+    with torch.no_grad():
+        want = model.base_model(input_ids=ids).last_hidden_state[b, t]
+        got = lastblock.read_hidden(model, ids, (b, t))
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    # a tree mask with restarting position ids, as the packed scorer builds it
+    seg = torch.tensor([0] * 12 + [1] * 4 + [2] * 4)
+    mask = (torch.ones(20, 20, dtype=torch.bool).tril() & ((seg[None] == 0) | (seg[None] == seg[:, None])))
+    mask = mask[None, None].expand(3, 1, 20, 20)
+    pos = torch.cat([torch.arange(12), torch.arange(12, 16), torch.arange(12, 16)])[None].expand(3, -1)
+    with torch.no_grad():
+        want = model.base_model(input_ids=ids, attention_mask=mask, position_ids=pos).last_hidden_state[b, t]
+        got = lastblock.read_hidden(model, ids, (b, t), attention_mask=mask, position_ids=pos)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+def test_last_block_path_is_probed_and_chosen_for_gpt2_neox_and_llama(gpt2, tok):
+    from interplab.evals import lastblock
+    from transformers import MistralConfig, MistralForCausalLM
+
+    for model in (_neox(tok), _llama(tok)):
+        assert lastblock.supports(model)
+        continuation_logprobs(model, tok, PROMPTS, CLASSES, progress=False)
+        assert model._interplab_scoring_path == ("packed", "last")
+    assert lastblock.supports(gpt2)
+    other = MistralForCausalLM(MistralConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                             num_attention_heads=2, num_key_value_heads=2, vocab_size=50))
+    assert not lastblock.supports(other)
     with pytest.raises(ValueError, match="no last-block path"):
-        lastblock.read_hidden(llama, torch.tensor([[1, 2, 3]]), ([0], [2]))
+        lastblock.read_hidden(other, torch.tensor([[1, 2, 3]]), ([0], [2]))
 
 
 def test_fused_gelu_is_restored_after_scoring_even_on_error(gpt2, tok):
@@ -474,3 +523,64 @@ def test_chat_model_only_with_the_labelled_approximation(loopback):
     multi = _task(prompt=["the movie was"], classes=[[" really good", " bad"]], answer_index=[0])
     with pytest.raises(ScoringNotSupportedError, match="single-word"):
         evals.evaluate("openai:loopback-chat", multi, approximate=True, api_options=_api(loopback), progress=False)
+
+
+# ---- the embedded causal LM (smollm2): fast paths against the plain computation, real data ----------
+
+SMOL_PROMPTS = ["The capital of France is", "Question: Is the sky blue on a clear day?\nAnswer:",
+                "Review: I loved every minute of this film.\nSentiment:", "Q: What do bees make?\nA:"]
+SMOL_CLASSES = [[" Paris", " London", " the city of Rome"], [" Yes", " No"], [" positive", " negative"],
+                [" honey", " milk", " nothing at all, they only fly"]]
+
+
+def test_smollm2_fast_paths_match_the_per_class_computation(smollm2):
+    model, tok = smollm2
+    ref = continuation_logprobs(model, tok, SMOL_PROMPTS, SMOL_CLASSES, method="reference", progress=False)
+    got = continuation_logprobs(model, tok, SMOL_PROMPTS, SMOL_CLASSES, progress=False)
+    assert model._interplab_scoring_path == ("packed", "last")  # the Llama last-block path passed its probe
+    for method, head in [("packed", "last"), ("packed", "split"), ("rows", "last"), ("rows", "full")]:
+        other = continuation_logprobs(model, tok, SMOL_PROMPTS, SMOL_CLASSES, method=method, head=head,
+                                      batch_tokens=64, progress=False)
+        np.testing.assert_allclose(np.concatenate(other), np.concatenate(ref), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(np.concatenate(got), np.concatenate(ref), atol=1e-4, rtol=0)
+    assert [int(np.argmax(g)) for g in got] == [0, 0, 0, 0]  # a real model: Paris, Yes, positive, honey
+    task = pd.DataFrame({"prompt": SMOL_PROMPTS, "classes": SMOL_CLASSES, "answer_index": [0, 1, 0, 0]})
+    res = evals.evaluate((model, tok), task, progress=False)
+    want = [evals.classification_row(r, a) for r, a in zip(ref, task["answer_index"])]
+    np.testing.assert_allclose(res["loss"], [w["loss"] for w in want], atol=1e-4)
+    assert res["correct"].tolist() == [1, 0, 1, 1]
+
+
+def test_smollm2_on_a_real_prize_file(shared_data, smollm2):
+    """sentiment_analysis.csv from the prize pipeline (balanced: 50 positive, 50 negative in the first 100)."""
+    from interplab import data
+
+    task = data.load_prize_task(shared_data / "inverse-scaling-eval-pipeline" / "data" / "sentiment_analysis.csv")
+    task = task.iloc[:100]
+    res = evals.evaluate(smollm2, task, progress=False)
+    per_class = res.groupby(task["answer_index"].values)["correct"].mean()
+    lo, hi = evals.bootstrap_ci(res["correct"])
+    print(f"smollm2 sentiment_analysis, 100 items: accuracy {res['correct'].mean():.3f} [{lo:.3f}, {hi:.3f}], "
+          f"per class {per_class.round(3).to_dict()}, chance 0.5")
+    assert per_class.min() >= 0.7 and lo > 0.75  # chance (and the majority class) is 0.5
+
+
+def test_smollm2_truthfulqa_mc_on_the_real_file(shared_data, smollm2):
+    """MC1/MC2 on the first 100 real questions (no primer here: the six-shot primer doubles the tokens; the
+    kit's default keeps it). Chance: MC1 = 1/n_choices per question; MC2 = the true share of the choices."""
+    from interplab import data
+
+    df = data.load("truthfulqa-mc", source=shared_data / "truthfulqa" / "mc_task.json")
+    out = evals.truthfulqa_mc(smollm2, df, n=100, primer=None, progress=False)
+    assert len(out) == 100 and out["mc2"].between(0, 1).all()
+    mc1_chance = 1 / out["n_mc1"]
+    mc2_chance = np.array([np.mean(v["labels"] if "labels" in v else list(v.values()))
+                           for v in df["mc2_targets"].iloc[:100]])
+    lo1, hi1 = evals.bootstrap_ci(out["mc1"] - mc1_chance)
+    lo2, hi2 = evals.bootstrap_ci(out["mc2"] - mc2_chance)
+    right, wrong = out.loc[out["mc1"] == 1, "mc2"].mean(), out.loc[out["mc1"] == 0, "mc2"].mean()
+    print(f"smollm2 TruthfulQA, 100 questions: MC1 {out.attrs['mc1']:.3f} (chance {mc1_chance.mean():.3f}, "
+          f"diff CI [{lo1:.3f}, {hi1:.3f}]); MC2 {out.attrs['mc2']:.3f} (chance {mc2_chance.mean():.3f}, "
+          f"diff CI [{lo2:.3f}, {hi2:.3f}]); MC2 where MC1 right {right:.3f}, wrong {wrong:.3f}")
+    assert lo1 > 0  # MC1 above chance, with the bootstrap interval clear of it
+    assert right > wrong + 0.1  # the two scores agree: picking the true MC1 answer goes with more MC2 mass on truth

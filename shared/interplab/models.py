@@ -130,27 +130,37 @@ def embedded_lm_path(*, quiet: bool = False) -> Path:
         raise ModelNotAvailableError(
             f"converting the embedded 'smollm2' needs the gguf and accelerate packages: pip install gguf accelerate ({exc})"
         ) from exc
-    from safetensors.torch import save_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    try:
+        _convert_gguf(gguf, tmp)
+        files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
+        (tmp / manifest.name).write_text(json.dumps({"source": source, "files": files}, indent=2), encoding="utf-8")
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    finally:  # an interrupted or failed conversion leaves nothing half-written behind
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    """De-quantize ``gguf`` into ``out`` as safetensors + config + generation config + tokenizer."""
+    import json
+
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     with _quiet_transformers():
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     cfg = model.config.to_dict()
     cfg.pop("quantization_config", None)
     cfg["_name_or_path"] = EMBEDDED_LM_HUB_ID + " (Q4_1, de-quantized)"
-    (tmp / "config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
-    model.generation_config.to_json_file(str(tmp / "generation_config.json"))
-    save_model(model, str(tmp / "model.safetensors"))
-    tok.save_pretrained(str(tmp))
-    files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
-    (tmp / manifest.name).write_text(json.dumps({"source": source, "files": files}, indent=2), encoding="utf-8")
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    return folder
+    (out / "config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+    model.generation_config.to_json_file(str(out / "generation_config.json"))
+    save_model(model, str(out / "model.safetensors"))
+    tok.save_pretrained(str(out))
 
 
 def _manifest_ok(folder: Path, manifest: Path, source: dict) -> bool:
@@ -288,10 +298,12 @@ def load_causal_lm(name: str = EMBEDDED_LM, *, attentions: bool = False, device:
 
     kwargs = {"attn_implementation": "eager"} if attentions else {}
     path = str(embedded_lm_path()) if spec.backend == "embedded" else spec.id
-    tokenizer = _from_pretrained(AutoTokenizer, path)
-    try:
+    def load(path):
         with _quiet_transformers():
-            model = _from_pretrained(AutoModelForCausalLM, path, **kwargs)
+            return _from_pretrained(AutoTokenizer, path), _from_pretrained(AutoModelForCausalLM, path, **kwargs)
+
+    try:
+        tokenizer, model = load(path)
     except Exception:
         if spec.backend != "embedded":
             raise
@@ -299,9 +311,7 @@ def load_causal_lm(name: str = EMBEDDED_LM, *, attentions: bool = False, device:
         import shutil
 
         shutil.rmtree(path, ignore_errors=True)
-        path = str(embedded_lm_path())
-        with _quiet_transformers():
-            model = _from_pretrained(AutoModelForCausalLM, path, **kwargs)
+        tokenizer, model = load(str(embedded_lm_path()))
     model.eval().to(device)
     model.interplab_name = str(spec)
     return model, tokenizer

@@ -7,10 +7,11 @@ every position and everything else (queries, attention, output projection, MLP, 
 at the read positions. Measured on single-token classes (2 CPU threads, 80-token prompts): 1.07x
 faster on a GPT-2-small model (benchmarks/bench_evals.py), 1.17x on a Pythia-70M-shaped one (6 layers).
 
-Implemented for GPT-2 (``model_type == "gpt2"``: gpt2 to gpt2-xl, distilgpt2) and GPT-NeoX
-(``"gpt_neox"``: the Pythia suite). The model's own code runs everything up to the last block
-(embeddings, masks, rotary tables), read back with a pre-hook. The scorer uses this path only after
-it matches the plain computation on a probe.
+Implemented for GPT-2 (``model_type == "gpt2"``: gpt2 to gpt2-xl, distilgpt2), GPT-NeoX
+(``"gpt_neox"``: the Pythia suite) and Llama (``"llama"``: RMSNorm, rotary, grouped-query attention;
+the kit's embedded SmolLM2). The model's own code runs everything up to the last block (embeddings,
+masks, rotary tables), read back with a pre-hook. The scorer uses this path only after it matches
+the plain computation on a probe. Where the modules live is looked up in one place, ``_arch``.
 """
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ class _ReachedLastBlock(Exception):
 
 
 def _arch(model):
-    """(base model, its blocks, final norm, block runner) for a supported model, else None."""
+    """(base model, its blocks, final norm, block runner) for a supported model, else None.
+
+    The only place that knows module paths (``transformer.h``, ``gpt_neox.layers``, ``model.layers``)."""
     cfg = getattr(model, "config", None)
     kind = getattr(cfg, "model_type", None)
     if kind == "gpt2" and not getattr(cfg, "add_cross_attention", False):
@@ -35,11 +38,16 @@ def _arch(model):
         blocks = getattr(base, "layers", None)
         if blocks and all(hasattr(blocks[-1].attention, a) for a in ("query_key_value", "dense", "head_size", "scaling")):
             return base, blocks, base.final_layer_norm, _neox_block
+    if kind == "llama":
+        base = getattr(model, "model", None)
+        blocks = getattr(base, "layers", None)
+        if blocks and all(hasattr(blocks[-1].self_attn, a) for a in ("q_proj", "k_proj", "v_proj", "o_proj", "head_dim")):
+            return base, blocks, base.norm, _llama_block
     return None
 
 
 def supports(model) -> bool:
-    """True for the HF causal LMs whose last block this module knows how to run (GPT-2, GPT-NeoX)."""
+    """True for the HF causal LMs whose last block this module knows how to run (GPT-2, GPT-NeoX, Llama)."""
     return _arch(model) is not None
 
 
@@ -145,6 +153,28 @@ def _neox_block(block, h, block_kwargs, b_idx, t_idx, attention_mask):
         return res + out + block.mlp(block.post_attention_layernorm(res))
     a = res + out
     return a + block.mlp(block.post_attention_layernorm(a))
+
+
+def _llama_block(block, h, block_kwargs, b_idx, t_idx, attention_mask):
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    attn = block.self_attn
+    B, T, _ = h.shape
+    hd = attn.head_dim
+    bd, td = b_idx.to(h.device), t_idx.to(h.device)
+    cos, sin = block_kwargs["position_embeddings"]  # (B or 1, T, head_dim), from the model's own rotary table
+    cos, sin = cos.expand(B, -1, -1), sin.expand(B, -1, -1)
+    x = block.input_layernorm(h)
+    k = attn.k_proj(x).view(B, T, -1, hd).transpose(1, 2)  # (B, KV heads, T, hd)
+    v = attn.v_proj(x).view(B, T, -1, hd).transpose(1, 2)
+    q = attn.q_proj(x[bd, td]).view(len(b_idx), -1, 1, hd)  # (N, H, 1, hd)
+    _, k = apply_rotary_pos_emb(k, k, cos, sin)
+    q, _ = apply_rotary_pos_emb(q, q, cos[bd, td][:, None], sin[bd, td][:, None])
+    groups = q.shape[1] // k.shape[1]  # grouped-query attention: each KV head serves `groups` query heads
+    if groups > 1:
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+    r = h[bd, td] + attn.o_proj(_attend(q[:, :, 0], k, v, b_idx, t_idx, attention_mask, attn.scaling))
+    return r + block.mlp(block.post_attention_layernorm(r))
 
 
 def read_hidden(model, input_ids, positions, *, attention_mask=None, position_ids=None):

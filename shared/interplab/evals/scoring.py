@@ -14,8 +14,8 @@ through the model once per class (tested to 1e-5), only faster:
 * **length bucketing**: items are sorted by packed length and batched up to a token budget, right
   padded (exact for causal models: real tokens never attend to later padding).
 * **the LM head runs only where a log-prob is read** (a few positions per item, not every position),
-  and for GPT-2 and GPT-NeoX (Pythia) models so does all of the last block but its keys and values
-  (``interplab.evals.lastblock``).
+  and for GPT-2, GPT-NeoX (Pythia) and Llama (SmolLM2) models so does all of the last block but
+  its keys and values (``interplab.evals.lastblock``).
 * **fused activations**: GPT-2's ``gelu_new``, a chain of Python tensor ops, runs as PyTorch's fused
   tanh-GELU kernel while scoring (the same function; the Python version is ~10% of a GPT-2 forward pass on CPU).
 
@@ -152,7 +152,7 @@ def _forward_reads(model, input_ids, positions, *, attention_mask=None, position
     """What the LM head needs at (batch, position) pairs: ``(tensor, is_logits)``.
 
     ``head``: "last" runs the last block and final norm only at those positions
-    (``interplab.evals.lastblock``: GPT-2, GPT-NeoX) and returns hidden rows; "split" runs every
+    (``interplab.evals.lastblock``: GPT-2, GPT-NeoX, Llama) and returns hidden rows; "split" runs every
     block everywhere and returns the final hidden rows there; "full" is the model's own forward
     (any model) and returns logits.
     """
