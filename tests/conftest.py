@@ -122,3 +122,70 @@ def open_offline(browser):
     yield _open
     for p in pages:
         p.close()
+
+
+# ---------------------------------------------------------------- a Hub-compatible server on loopback
+
+#: the Hub repo ids, paths and revisions (../shared/datasets/HUB.md) whose real files are in shared_data
+PIPELINE_REPO, PIPELINE_COMMIT = "naimenz/inverse-scaling-eval-pipeline", "34c8c7b066c5134fd26d6658ffa1522d2785d1d4"
+SERVED_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def hub_config(shared: Path, model_folder: Path | None) -> dict:
+    """What the loopback hub serves: the real files of shared_data under the kit's pinned repo ids,
+    paths and revisions (each revision checked against HUB.md), the pipeline's results as GitHub raw
+    files, and the kit's converted SmolLM2 folder as the model repo SERVED_MODEL."""
+    import hashlib
+
+    from interplab.data import ethics, hh_rlhf
+
+    hub_md = (shared / "HUB.md").read_text(encoding="utf-8")
+    hh = hh_rlhf.DATASETS["hh-rlhf"]["hub"]["harmless-base/test"]
+    eth = ethics.HUB_FILES
+    repos = [
+        {"type": "dataset", "id": hh.repo_id, "revision": hh.revision,
+         "files": {hh.filename: str(shared / "hh-rlhf" / "harmless-base" / "test.jsonl.gz")}},
+        {"type": "dataset", "id": eth["test"].repo_id, "revision": eth["test"].revision,
+         "files": {eth["test"].filename: str(shared / "ethics-commonsense" / "cm_test.csv"),
+                   eth["test_hard"].filename: str(shared / "ethics-commonsense" / "cm_test_hard.csv")}},
+    ]
+    for r in repos:
+        assert f"`{r['id']}`" in hub_md and r["revision"] in hub_md, f"{r['id']}@{r['revision']} is not in HUB.md"
+    if model_folder is not None:
+        files = {p.name: str(p) for p in sorted(model_folder.iterdir()) if p.is_file() and not p.name.startswith("interplab-")}
+        commit = hashlib.sha1("".join(sorted(files)).encode()).hexdigest()
+        repos.append({"type": "model", "id": SERVED_MODEL, "revision": commit, "files": files})
+    base = shared / "inverse-scaling-eval-pipeline" / "results"
+    raw = {f"results/conjunction-fallacy-0shot-{fam}/{p.name}": str(p)
+           for fam in ("gpt2", "gpt3") for p in sorted((base / f"conjunction-fallacy-0shot-{fam}").glob("*.csv"))}
+    for fam in ("gpt2", "gpt3"):
+        raw[f"results/conjunction-fallacy-0shot-{fam}/data.csv"] = str(base / "conjunction-fallacy-0shot-data.csv")
+    return {"repos": repos, "raw": [{"repo": PIPELINE_REPO, "commit": PIPELINE_COMMIT, "files": raw}]}
+
+
+@pytest.fixture
+def hub_server(shared_data, tmp_path, monkeypatch):
+    """A Hugging Face Hub-compatible server on 127.0.0.1 (tests/hubserver.py, its own process) with
+    the client pointed at it: this process through huggingface_hub.constants (read at import), child
+    processes through HF_ENDPOINT; an empty HF cache; downloads on; short timeouts."""
+    import huggingface_hub.constants as hfc
+
+    from hubserver import HubServer
+    from interplab.models import embedded_lm_path
+
+    srv = HubServer(hub_config(shared_data, embedded_lm_path(quiet=True)), tmp_path).start()
+    cache = tmp_path / "hf-home" / "hub"
+    monkeypatch.setattr(hfc, "ENDPOINT", srv.endpoint)
+    monkeypatch.setattr(hfc, "HUGGINGFACE_CO_URL_TEMPLATE", srv.endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hfc, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hfc, "HF_HUB_DOWNLOAD_TIMEOUT", 2)
+    for k, v in {"HF_ENDPOINT": srv.endpoint, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_DOWNLOAD_TIMEOUT": "2",
+                 "HF_HUB_ETAG_TIMEOUT": "3", "INTERPLAB_HUB_TIMEOUT": "3", "INTERPLAB_GITHUB_RAW": srv.raw_base,
+                 "HF_HUB_DISABLE_XET": "1"}.items():
+        monkeypatch.setenv(k, v)
+    for k in ("HF_HUB_OFFLINE", "INTERPLAB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE"):
+        monkeypatch.delenv(k, raising=False)
+    srv.cache = cache
+    yield srv
+    srv.kill()

@@ -209,13 +209,15 @@ def _hub_errors() -> tuple[type[Exception], ...]:
 
 
 def _reason(exc: Exception) -> str:
-    from ..hub import OfflineError
+    from ..hub import HubNotFoundError, OfflineError
 
     if isinstance(exc, OfflineError):
         text = str(exc)
         if "checksum" in text:
             return "cached hub file failed its checksum and the hub is unreachable"
-        return "hub unreachable and file not cached" if "not in the Hugging Face cache" in text else f"hub unreachable ({text[:80]})"
+        return "hub unreachable and file not cached" if "not in the Hugging Face cache" in text else f"hub unreachable ({text[:160]})"
+    if isinstance(exc, HubNotFoundError):
+        return f"hub file not available ({exc})"
     if isinstance(exc, CorruptFileError):
         return f"hub file unusable ({str(exc)[:80]})"
     return f"hub file not available ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})"
@@ -226,7 +228,7 @@ def resolve(name: str, split: str | None, source, *, hub: Callable[[], object] |
             what: str = "project-written SAMPLE"):
     """Return ``(table, origin, reason)``; origin is "hub", "sample" or "local"; reason says why a
     fallback happened ("" otherwise). With ``note`` the fallback is logged in one line."""
-    from ..hub import OfflineError
+    from ..hub import HubError
 
     if isinstance(source, str) and source in SOURCES:
         if source == "sample":
@@ -241,7 +243,7 @@ def resolve(name: str, split: str | None, source, *, hub: Callable[[], object] |
         else:
             try:
                 return hub(), "hub", ""
-            except (OfflineError, CorruptFileError, *_hub_errors()) as exc:
+            except (HubError, CorruptFileError, *_hub_errors()) as exc:
                 df, reason = sample(), _reason(exc)
         if note:
             fallback_note(name, split, reason, df, what)
