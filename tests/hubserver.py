@@ -59,11 +59,35 @@ class Store:
         self.log: list[str] = []
 
     def meta(self, local: str) -> tuple[str, str, int]:
-        """(git sha1, sha256, size) of a local file, computed once."""
+        """(git sha1, sha256, size) of a local file, computed once (see :meth:`prepare`)."""
         if local not in self._meta:
             data = Path(local).read_bytes()
             self._meta[local] = (git_blob_sha1(data), hashlib.sha256(data).hexdigest(), len(data))
         return self._meta[local]
+
+    def prepare(self) -> None:
+        """Checksums of every served file before the first request, remembered across runs in a
+        temp file keyed by path, size and mtime (a 540 MB model takes seconds to hash)."""
+        import tempfile
+
+        memo_path = Path(tempfile.gettempdir()) / "interplab-hubserver-checksums.json"
+        try:
+            memo = json.loads(memo_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            memo = {}
+        locals_ = {p for r in self.repos.values() for p in r["files"].values()}
+        locals_ |= {p for files in self.raw.values() for p in files.values()}
+        for local in sorted(locals_):
+            st = os.stat(local)
+            key = f"{local}|{st.st_size}|{st.st_mtime_ns}"
+            if key in memo:
+                self._meta[local] = tuple(memo[key])
+            else:
+                memo[key] = self.meta(local)
+        try:
+            memo_path.write_text(json.dumps(memo), encoding="utf-8")
+        except OSError:
+            pass
 
     def by_sha256(self, sha: str) -> str | None:
         for repo in self.repos.values():
@@ -156,7 +180,8 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        self.wfile.write(body)
+        for i in range(0, len(body), 1 << 20):
+            self.wfile.write(body[i:i + (1 << 20)])
 
     # ------------------------------------------------------------------ routes
     def do_POST(self):
@@ -179,6 +204,8 @@ class Handler(BaseHTTPRequestHandler):
                 slow["times"] = slow.get("times", 1) - 1
         if slow:
             time.sleep(float(slow.get("delay", 30)))
+        if path == "/_log":
+            return self._json(self.store.log)
         if path.startswith("/_lfs/"):
             local = self.store.by_sha256(path[len("/_lfs/"):])
             if local is None:
@@ -244,7 +271,7 @@ class Handler(BaseHTTPRequestHandler):
         repo = self._find(repo_type, repo_id, revision)
         if repo is None:
             return
-        siblings = [{"rfilename": f, "size": self.store.meta(p)[2]} for f, p in sorted(repo["files"].items())]
+        siblings = [{"rfilename": f, "size": os.path.getsize(p)} for f, p in sorted(repo["files"].items())]
         self._json({"id": repo_id, "sha": repo["revision"], "siblings": siblings, "private": False,
                     "disabled": False, "gated": False, "tags": [], "lastModified": "2024-01-01T00:00:00.000Z"})
 
@@ -268,6 +295,7 @@ class Handler(BaseHTTPRequestHandler):
 def serve(config: dict, port: int = 0, cdn_port: int = 0):
     """Start the hub and CDN listeners on 127.0.0.1 (threads); returns (hub_server, cdn_server)."""
     store = Store(config)
+    store.prepare()
     cdn = ThreadingHTTPServer(("127.0.0.1", cdn_port), type("CDN", (Handler,), {"store": store}))
     hub = ThreadingHTTPServer(("127.0.0.1", port), type("Hub", (Handler,), {
         "store": store, "cdn_base": f"http://127.0.0.1:{cdn.server_address[1]}"}))
@@ -320,6 +348,13 @@ class HubServer:
         req = urllib.request.Request(f"{self.endpoint}/_faults", data=json.dumps(spec).encode(), method="POST")
         with urllib.request.urlopen(req, timeout=10) as r:
             r.read()
+
+    def log(self) -> list[str]:
+        """Every request the server answered so far ("GET /path"), oldest first."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.endpoint}/_log", timeout=10) as r:
+            return [l for l in json.loads(r.read()) if "/_log" not in l and "/_faults" not in l]
 
     def __enter__(self):
         return self.start()

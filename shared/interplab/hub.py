@@ -10,11 +10,13 @@ fetched once more; nothing that failed is ever returned or left in the cache.
 Every failure is ONE line, in one of three exceptions:
 
 * :class:`OfflineError`: not cached and the hub cannot be reached: offline mode, refused or dropped
-  connections, a server that stops sending for ``INTERPLAB_HUB_TIMEOUT`` seconds (default 20);
+  connections, a hub that does not start sending within ``INTERPLAB_HUB_TIMEOUT`` seconds (default
+  20), a transfer that stalls (``HF_HUB_DOWNLOAD_TIMEOUT`` per read, then huggingface_hub's retries);
 * :class:`HubNotFoundError`: the hub answered that the repo, the revision or the file does not exist;
 * :class:`ChecksumError`: the file failed its checksum twice.
 
-``fetch_snapshot`` downloads the files a model needs (config, tokenizer, weights) the same way.
+``fetch_snapshot`` downloads the files a model needs (config, tokenizer, weights) the same way;
+``fetch_github`` one file of a GitHub repo at a pinned commit, with its sha256, into the kit's cache.
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ class ChecksumError(HubError, ValueError):
 
 
 def timeout() -> float:
-    """Seconds without any answer or new byte from the hub before a download gives up."""
+    """Seconds the hub has to answer (and start sending a file) before a download gives up."""
     try:
         return float(os.environ.get("INTERPLAB_HUB_TIMEOUT", "20"))
     except ValueError:
@@ -106,8 +108,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _download(kwargs: dict, repo_type: str):
-    """hf_hub_download in a worker thread, given up when the transfer makes no progress for
-    :func:`timeout` seconds (a stalled or very slow server must not hang a notebook)."""
+    """hf_hub_download in a worker thread, given up when the hub has not started sending the file
+    after :func:`timeout` seconds: huggingface_hub itself would retry an unanswered HEAD for minutes.
+    Once bytes flow, its own read timeout (``HF_HUB_DOWNLOAD_TIMEOUT``) and retries take over.
+
+    A given-up attempt finishes in the background (huggingface_hub's retries, about 25 s): it can
+    only complete a download (atomically, checked again on the next fetch) or fail, never leave a
+    partial file."""
     import huggingface_hub
 
     box: dict = {}
@@ -121,20 +128,16 @@ def _download(kwargs: dict, repo_type: str):
     worker = threading.Thread(target=work, daemon=True, name="interplab-hub-download")
     worker.start()
     blobs = _storage(kwargs["repo_id"], repo_type) / "blobs"
-    most, idle_since = 0, time.monotonic()  # progress = more bytes than ever before (a restarted transfer is not)
+    deadline = time.monotonic() + timeout()
     while worker.is_alive():
-        worker.join(0.2)
-        try:
-            size = sum(p.stat().st_size for p in blobs.glob("*.incomplete"))
-        except OSError:
-            size = 0
-        now = time.monotonic()
-        if size > most:
-            most, idle_since = size, now
-        elif now - idle_since > timeout():
+        worker.join(0.1)
+        if not worker.is_alive() or (blobs.is_dir() and any(blobs.glob("*.incomplete"))):
+            break
+        if time.monotonic() > deadline:
             raise OfflineError(
-                f"{kwargs['repo_id']}/{kwargs['filename']}: the hub at {_where()} sent nothing for {timeout():.0f} s "
-                "(INTERPLAB_HUB_TIMEOUT); nothing was kept, try again later")
+                f"could not download {kwargs['repo_id']}/{kwargs['filename']}: no answer from the hub at {_where()} "
+                f"for {timeout():.0f} s (down, stalled or too slow; INTERPLAB_HUB_TIMEOUT); nothing was kept, try again")
+    worker.join()
     if "error" in box:
         raise box["error"]
     return Path(box["path"])
@@ -248,3 +251,47 @@ def fetch_snapshot(repo_id: str, *, revision: str | None = None, repo_type: str 
         ref.parent.mkdir(parents=True, exist_ok=True)
         ref.write_text(info.sha)
     return snap
+
+
+def github_raw() -> str:
+    """Base of raw GitHub file URLs (``INTERPLAB_GITHUB_RAW`` points it at a mirror, e.g. in tests)."""
+    return os.environ.get("INTERPLAB_GITHUB_RAW", "https://raw.githubusercontent.com").rstrip("/")
+
+
+def fetch_github(repo: str, commit: str, path: str, dest: str | Path, *, sha256: str) -> Path:
+    """Download ``path`` of GitHub repo ``repo`` at ``commit`` (``{github_raw()}/{repo}/{commit}/{path}``,
+    the raw.githubusercontent.com scheme) to ``dest``, checked against ``sha256``.
+
+    A cached ``dest`` that matches is used without a network call. Bytes go to a temporary file that
+    replaces ``dest`` only after the checksum passes, so a failed or interrupted download leaves
+    nothing. Raises :class:`OfflineError` (offline, unreachable, HTTP error), :class:`ChecksumError`.
+    """
+    import urllib.error
+    import urllib.request
+
+    dest = Path(dest)
+    if dest.is_file() and sha256_of(dest) == sha256:
+        return dest
+    url = f"{github_raw()}/{repo}/{commit}/{path}"
+    if not config.network_allowed():
+        raise OfflineError(f"{repo}@{commit[:7]}/{path} is not cached and downloads are off (HF_HUB_OFFLINE/INTERPLAB_OFFLINE)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+    try:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout()) as r, open(tmp, "wb") as f:
+                while block := r.read(1 << 16):
+                    f.write(block)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                raise HubNotFoundError(f"{url}: 404, no such file at that commit") from None
+            raise OfflineError(f"could not download {url} (HTTP {exc.code}); nothing was kept") from None
+        except (OSError, urllib.error.URLError) as exc:
+            raise OfflineError(f"could not download {url} ({_one_line(exc)}); nothing was kept") from None
+        got = sha256_of(tmp)
+        if got != sha256:
+            raise ChecksumError(f"{url}: sha256 {got[:12]}... is not the pinned {sha256[:12]}...; nothing was kept")
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
