@@ -129,7 +129,7 @@ def setup_source() -> str:
         'if "google.colab" in sys.modules:\n'
         f'    %pip install -q --no-deps "interplab @ git+{repo_url()}"\n'
         "    from interplab.notebooks import colab_constraints\n"
-        "    constraints = colab_constraints()  # requirements.txt's pins, less torch\n"
+        "    constraints = colab_constraints()  # the versions requirements.txt pins\n"
         "    %pip install -q -c {constraints} interplab\n"
         f"    %pip install -q --no-deps {no_deps}"
     )
