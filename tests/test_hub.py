@@ -244,6 +244,48 @@ def test_hf_model_downloads_checks_and_loads_offline_after(hub_server):
     assert int(out.stdout.strip()) == int(online.argmax())
 
 
+def test_hf_encoder_downloads_and_matches_the_embedded_one(hub_server):
+    import torch
+    from conftest import SERVED_ENCODER
+
+    from interplab import models
+
+    online, tok = models.load_encoder(f"hf:{SERVED_ENCODER}")
+    local, _ = models.load_encoder()
+    batch = tok(["The movie was not good."], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(online(**batch).last_hidden_state, local(**batch).last_hidden_state)
+    assert (hub_server.cache / "models--sentence-transformers--all-MiniLM-L6-v2" / "refs" / "main").is_file()
+
+
+# lm_experiments compares MODEL with OTHER_MODEL on a probe built from MODEL's tokenizer, so both change:
+# with MODEL alone online its cell `scores = lm.compare_scores([OTHER_MODEL, MODEL], ...)` fails (the toy
+# OTHER_MODEL cannot read SmolLM2 tokens: "ValueError: unknown toy token(s)"). The baseline is a random-init
+# Llama with the same tokenizer, so the notebook's final claim (MODEL expects the repeat far more) is tested.
+NOTEBOOK_PARAMS = {
+    "model_explorer": [('CAUSAL_MODEL = "toy:attn-only-2l"', 'CAUSAL_MODEL = "hf:HuggingFaceTB/SmolLM2-135M-Instruct"')],
+    "lm_experiments": [('MODEL = "toy:attn-only-2l"', 'MODEL = "hf:HuggingFaceTB/SmolLM2-135M-Instruct"'),
+                       ('OTHER_MODEL = "toy:attn-only-1l"', 'OTHER_MODEL = "hf:interplab-tests/random-llama-2l"')],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(NOTEBOOK_PARAMS))
+def test_notebook_goes_online_by_one_parameter(hub_server, name, tmp_path):
+    """A temporary copy of the notebook with its model parameter pointed at a hub id runs top to bottom:
+    the model comes from the loopback hub (nothing of it is cached before)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    book = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    cell = next(c for c in book.cells if "parameters" in c.metadata.get("tags", []))
+    for old, new in NOTEBOOK_PARAMS[name]:
+        assert old in cell.source
+        cell.source = cell.source.replace(old, new)
+    NotebookClient(book, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert any("/HuggingFaceTB/SmolLM2-135M-Instruct/resolve/" in line for line in hub_server.log())
+
+
 def test_unknown_hf_model_is_one_line(hub_server):
     from interplab import models
 
