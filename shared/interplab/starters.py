@@ -49,10 +49,12 @@ class Starter:
 
 
 def starters_dir() -> Path:
-    root = config.repo_root()
-    if root is None or not (root / "starters").is_dir():
-        raise RuntimeError("starters need a source checkout of the kit (git clone the repository, then pip install -e .)")
-    return root / "starters"
+    """The starters: ``starters/`` of the source checkout, or the copy an installed wheel carries."""
+    path = config.kit_path("starters")
+    if path is None or not path.is_dir():
+        raise RuntimeError("this interplab install has no starters/ (built without setup.py's kit files): "
+                           "pip install \"interplab @ git+<repository URL>\" or clone the repository")
+    return path
 
 
 def load_starter(folder: Path) -> Starter:
@@ -83,6 +85,9 @@ def kit_requirement() -> str:
     from .notebooks import repo_url
 
     ref = f"v{__version__}"
+    built = config.kit_path("COMMIT")  # the commit a wheel was built from
+    if built is not None:
+        ref = built.read_text(encoding="utf-8").strip() or ref
     root = config.repo_root()
     if root is not None and (root / ".git").exists():
         try:
@@ -122,8 +127,12 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--starter", "-s", help="which starter (see --list)")
     p.add_argument("--list", action="store_true", help="list the starters")
     args = p.parse_args(argv)
-    if args.list or not args.folder:
+    try:
         items = available()
+    except RuntimeError as exc:
+        print(f"interplab new: {exc}", file=sys.stderr)
+        return 2
+    if args.list or not args.folder:
         width = max((len(s.name) for s in items), default=0)
         for s in items:
             print(f"{s.name.ljust(width)}  {s.summary}")

@@ -231,13 +231,15 @@ def _hub_errors() -> tuple[type[Exception], ...]:
 
 
 def _reason(exc: Exception) -> str:
-    from ..hub import OfflineError
+    from ..hub import HubNotFoundError, OfflineError
 
     if isinstance(exc, OfflineError):
         text = str(exc)
         if "checksum" in text:
             return "cached hub file failed its checksum and the hub is unreachable"
-        return "hub unreachable and file not cached" if "not in the Hugging Face cache" in text else f"hub unreachable ({text[:80]})"
+        return "hub unreachable and file not cached" if "not in the Hugging Face cache" in text else f"hub unreachable ({text[:160]})"
+    if isinstance(exc, HubNotFoundError):
+        return f"hub file not available ({exc})"
     if isinstance(exc, CorruptFileError):
         return f"hub file unusable ({str(exc)[:80]})"
     return f"hub file not available ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})"
@@ -272,7 +274,7 @@ def resolve(name: str, split: str | None, source, *, hub: Callable[[], object] |
     ``INTERPLAB_DATA_DIR``, tried first by ``auto`` from the relative paths ``real``); detail says why a
     fallback happened, or is the real file's path ("" otherwise). With ``note`` the fallback or the
     real file is logged in one line. ``read_real`` reads a real file (default: ``local``)."""
-    from ..hub import OfflineError
+    from ..hub import HubError
 
     if isinstance(source, str) and source in SOURCES:
         if source == "auto":
@@ -294,7 +296,7 @@ def resolve(name: str, split: str | None, source, *, hub: Callable[[], object] |
         else:
             try:
                 return hub(), "hub", ""
-            except (OfflineError, CorruptFileError, *_hub_errors()) as exc:
+            except (HubError, CorruptFileError, *_hub_errors()) as exc:
                 df, reason = sample(), _reason(exc)
         if note:
             fallback_note(name, split, reason, df, what)

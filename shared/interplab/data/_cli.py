@@ -77,7 +77,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from ..hub import OfflineError
+    from ..hub import HubError, OfflineError
     from . import DatasetError, info, load
 
     meta = info(args.name)
@@ -89,11 +89,11 @@ def cmd_download(args) -> int:
                 print(f"{args.name} [{split}]: no hub copy (bundled sample / local file only)")
                 continue
             df = load(args.name, split=split, source="hub", **opts)
-            print(f"{args.name} [{split}]: {len(df):,} rows from {df.attrs['source']}")
+            print(f"{args.name} [{split}]: {len(df):,} rows from {df.attrs['source']} (checksum verified)")
     except OfflineError as exc:
         print(f"interplab datasets download: {exc}", file=sys.stderr)
         return 1
-    except (DatasetError, ValueError) as exc:
+    except (HubError, DatasetError, ValueError) as exc:
         print(f"interplab datasets download: {exc}", file=sys.stderr)
         return 2
     return 0

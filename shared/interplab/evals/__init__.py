@@ -19,8 +19,8 @@ from __future__ import annotations
 from .core import class_logprobs, evaluate, resolve_model
 from .induction import induction_task, vocab_words
 from .plot import plot_scaling
-from .results import (PARAM_COUNTS, bootstrap_ci, model_family, param_count, read_results, read_results_dir,
-                      summarize, write_results)
+from .results import (PARAM_COUNTS, bootstrap_ci, model_family, param_count, published_results_dir, read_results,
+                      read_results_dir, summarize, write_results)
 from .scoring import continuation_logprobs
 from .tasks import RESULT_COLUMNS, TASK_TYPES, TaskError, check_task, classification_row, detect_task_type, logodds_row
 from .truthfulqa import QA_PRIMER, truthfulqa_mc
@@ -30,23 +30,3 @@ __all__ = ["evaluate", "class_logprobs", "continuation_logprobs", "resolve_model
            "write_results", "read_results_dir", "summarize", "bootstrap_ci", "PARAM_COUNTS", "param_count",
            "model_family", "plot_scaling", "truthfulqa_mc", "QA_PRIMER", "induction_task", "vocab_words",
            "published_results_dir"]
-
-
-def published_results_dir(task: str = "conjunction-fallacy-0shot", family: str = "gpt3"):
-    """Folder of the prize pipeline's published per-model CSVs for ``task`` and ``family`` ("gpt2"/"gpt3"),
-    looked up in the shared datasets folder beside the kit's checkout; None where it is absent (a user's
-    clone: those third-party files are not shipped with the kit)."""
-    import os
-    from pathlib import Path
-
-    from ..config import repo_root
-
-    roots = [Path(os.environ["INTERPLAB_TEST_DATA"])] if os.environ.get("INTERPLAB_TEST_DATA") else []
-    root = repo_root()
-    if root is not None:
-        roots.append(root.parent / "shared" / "datasets")
-    for r in roots:
-        d = r / "inverse-scaling-eval-pipeline" / "results" / f"{task}-{family}"
-        if d.is_dir():
-            return d
-    return None

@@ -179,3 +179,94 @@ def summarize(results: dict, *, params: dict | None = None, families: dict | Non
                          "(param_count(model) counts a loaded model)")
     out["n_params"] = out["n_params"].astype("int64")
     return out.sort_values(["family", "n_params"]).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- the published per-model results, fetched
+
+#: the prize organisers' eval pipeline (no license declared: the kit does not ship these files; it
+#: downloads them at this pinned commit and checks every file's sha256)
+PUBLISHED_REPO = "naimenz/inverse-scaling-eval-pipeline"
+PUBLISHED_COMMIT = "34c8c7b066c5134fd26d6658ffa1522d2785d1d4"
+_DATA_SHA = "d1c3d9e1a6e80e8ec7e88c5eb2cbbaf6e3c380231a30ca160f8d67f5d0085602"
+PUBLISHED_FILES: dict[str, dict[str, str]] = {
+    "conjunction-fallacy-0shot-gpt2": {
+        "gpt2.csv": "8045360c90d2e0ea7f79ef8b63f3caea18eb6c96346a432e39fb9478142d1db2",
+        "gpt2-medium.csv": "f51801ff9e28ce96f277d26a90d9ae4068a6bf5b346f62c98a2961aa1dea7ff4",
+        "gpt2-large.csv": "b51a3681988761f9e39787b0ce5e0abc38d6272cf11dc586168778e7ed7e4c4f",
+        "gpt2-xl.csv": "9a41298975b386b731510a61e5e7f6b5b8c8fed1f23cb41c00056ef4ab7c5076",
+        "data.csv": _DATA_SHA,
+    },
+    "conjunction-fallacy-0shot-gpt3": {
+        "ada.csv": "191755ba8a066d7616b5cd862aa4a8bbb16242aeeabda0e419031cf99226b129",
+        "babbage.csv": "25a208164d45354758c45212a3b616f03d613a2374e39630baeddb843327b576",
+        "curie.csv": "452827b53699cbeda538d50bd3183f8b0ccdf74e2f2cd027a23d7b3a982c44b8",
+        "davinci.csv": "37449b8f986c5be9fe8039cea372c771bd83702fe2af8da0dbb1b03f5687ea17",
+        "data.csv": _DATA_SHA,
+    },
+}
+
+
+def _local_mirror(folder: str) -> Path | None:
+    """A copy of the pipeline's ``results/<folder>`` beside the kit's source checkout (the developers'
+    ../shared/datasets, or INTERPLAB_TEST_DATA); its files are checked like downloads."""
+    import os
+
+    from ..config import repo_root
+
+    roots = [Path(os.environ["INTERPLAB_TEST_DATA"])] if os.environ.get("INTERPLAB_TEST_DATA") else []
+    if repo_root() is not None:
+        roots.append(repo_root().parent / "shared" / "datasets")
+    for r in roots:
+        d = r / "inverse-scaling-eval-pipeline" / "results" / folder
+        if d.is_dir():
+            return d
+    return None
+
+
+def _copy_checked(src: Path, target: Path, sha256: str) -> None:
+    """Copy ``src`` to ``target`` only if its sha256 is the pinned one (else leave nothing)."""
+    import shutil
+
+    from .. import hub
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(src, tmp)
+    if hub.sha256_of(tmp) == sha256:
+        tmp.replace(target)
+    else:
+        tmp.unlink()
+
+
+def published_results_dir(task: str = "conjunction-fallacy-0shot", family: str = "gpt3", *, quiet: bool = False):
+    """Folder of the prize pipeline's published per-model CSVs for ``task`` and ``family`` ("gpt2"/"gpt3")
+    in the kit's cache (``config.cache_dir("published")``), downloaded once from GitHub at the pinned
+    :data:`PUBLISHED_COMMIT` with every file's sha256 checked; read from the cache after that, offline too.
+
+    Offline with nothing cached it returns None after printing ONE line that says what to run once online
+    (also when the download fails: nothing half-downloaded is kept)."""
+    from .. import config, hub
+
+    folder = f"{task}-{family}"
+    if folder not in PUBLISHED_FILES:
+        raise ValueError(f"no published results for {folder!r}; known: {', '.join(PUBLISHED_FILES)}")
+    dest = config.cache_dir("published") / PUBLISHED_REPO.replace("/", "--") / PUBLISHED_COMMIT[:12] / folder
+    mirror = _local_mirror(folder)
+    try:
+        for name, sha in PUBLISHED_FILES[folder].items():
+            target = dest / name
+            if mirror is not None and not target.is_file():
+                src = mirror / name
+                if name == "data.csv" and not src.is_file():  # the shared copy keeps it as results/<task>-data.csv
+                    src = mirror.parent / f"{task}-data.csv"
+                if src.is_file():
+                    _copy_checked(src, target, sha)
+            hub.fetch_github(PUBLISHED_REPO, PUBLISHED_COMMIT, f"results/{folder}/{name}", target, sha256=sha)
+    except hub.HubError as exc:
+        if not quiet:
+            how = ("run it once online (HF_HUB_OFFLINE/INTERPLAB_OFFLINE unset): "
+                   f"python -c \"from interplab import evals; evals.published_results_dir('{task}', '{family}')\"")
+            print(f"Published {folder} results not available ({exc}); {how}" if config.network_allowed()
+                  else f"Published {folder} results are not cached and downloads are off; {how}")
+        return None
+    return dest
