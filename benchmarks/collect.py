@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -49,8 +50,9 @@ def run(path: Path, full: bool, timeout: float):
     env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
     rows, t0 = [], time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            cwd=HERE.parent)
-    timer = threading.Timer(timeout, proc.kill)  # a benchmark that hangs silently is stopped too
+                            cwd=HERE.parent, start_new_session=True)
+    # past its time the benchmark is stopped with the processes it started (servers, interpreters), silent or not
+    timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
     timer.start()
     try:
         for line in proc.stdout:
