@@ -10,7 +10,10 @@ activation on every token with the dataset examples that excite it most.
     view = interplab.explore("toy:attn-only-2l", "t1 t2 t3 t1 t2", examples=texts)
     view.save("explorer.html")
 
-Works with the embedded MiniLM, any Hugging Face masked or causal LM, and the kit's toy models.
+Works with the embedded MiniLM and smollm2, Hugging Face masked and causal LMs (GPT-2, Llama-style
+gated MLPs) and the kit's toy models. ``logit_lens`` gives one token's rank after every layer and
+``neuron_selectivity`` ranks neurons by how selectively they fire on a set of texts;
+``induction_lens`` measures, layer by layer, how well the lens predicts the second copy of a repeated text.
 """
 from __future__ import annotations
 
@@ -78,14 +81,50 @@ def _top(logits, tokenizer, k: int):
 
 
 def _mlp_modules(model):
-    """Modules whose output is the post-activation MLP neurons, one per layer (HF models)."""
+    """``(name, module, reads_input)`` per layer: where the MLP neurons are read (HF models).
+
+    A gated MLP (Llama, Mistral, Qwen: ``down_proj(act(gate) * up)``) has its neurons at the *input*
+    of ``down_proj``, so that is read first; its ``act_fn`` output alone misses the ``up`` factor.
+    Other MLPs are read at their activation's output.
+    """
     named = dict(model.named_modules())
-    found = []
+    gated = [(n, m, True) for n, m in named.items() if n.endswith(".mlp.down_proj")]
+    if gated:
+        return gated
     for suffix in (".intermediate", ".mlp.act", ".mlp.act_fn", ".mlp.activation_fn", ".mlp.activation"):
-        found = [(n, m) for n, m in named.items() if n.endswith(suffix)]
+        found = [(n, m, False) for n, m in named.items() if n.endswith(suffix)]
         if found:
-            break
-    return found
+            return found
+    return []
+
+
+def _neuron_hooks(model, store: dict) -> list:
+    hooks = []
+    for n, m, reads_input in _mlp_modules(model):
+        if reads_input:
+            hooks.append(m.register_forward_pre_hook(lambda mod, inp, n=n: store.__setitem__(n, inp[0])))
+        else:
+            hooks.append(m.register_forward_hook(lambda mod, inp, out, n=n: store.__setitem__(n, out)))
+    return hooks
+
+
+def _lens_logits(model, residuals) -> list:
+    """Next-token logits read off each residual ``[T, d]`` (embedding, then after each layer): the logit lens.
+
+    The final norm is applied to every row but the last, which Hugging Face models already return normed.
+    """
+    if _is_toy(model):
+        ln = getattr(model, "ln_final", None)
+        return [(ln(r) if ln is not None else r) @ model.W_U + model.b_U for r in residuals]
+    unembed, norm = model.get_output_embeddings(), _final_norm(model)
+    return [unembed(norm(h) if norm is not None and i < len(residuals) - 1 else h) for i, h in enumerate(residuals)]
+
+
+def _is_causal(model) -> bool:
+    if _is_toy(model):
+        return True
+    has_unembed = hasattr(model, "get_output_embeddings") and model.get_output_embeddings() is not None
+    return has_unembed and bool(getattr(model, "can_generate", lambda: False)())  # GPT-2 yes; BERT and masked LMs no
 
 
 def _final_norm(model):
@@ -115,11 +154,10 @@ def trace(model, tokenizer, text: str, top_k: int = 5) -> Trace:
             att = np.stack([cache[f"blocks.{i}.attn.pattern"][0].float().numpy() for i in range(L)])
             neurons = [cache[f"blocks.{i}.mlp.post"][0].float().numpy() for i in range(L) if f"blocks.{i}.mlp.post" in cache]
             resid = [cache["blocks.0.resid_pre"][0]] + [cache[f"blocks.{i}.resid_post"][0] for i in range(L)]
-            ln = getattr(model, "ln_final", None)
-            lens = [_top((ln(r) if ln is not None else r) @ model.W_U + model.b_U, tokenizer, top_k) for r in resid]
+            lens = [_top(lg, tokenizer, top_k) for lg in _lens_logits(model, resid)]
             return Trace(_tok_strings(tokenizer, ids), att, neurons, lens)
         store = {}
-        hooks = [m.register_forward_hook(lambda mod, inp, out, n=n: store.__setitem__(n, out)) for n, m in _mlp_modules(model)]
+        hooks = _neuron_hooks(model, store)
         try:
             out = model(input_ids=x, output_attentions=True, output_hidden_states=True)
         finally:
@@ -128,16 +166,124 @@ def trace(model, tokenizer, text: str, top_k: int = 5) -> Trace:
     if not getattr(out, "attentions", None):
         raise ValueError(f"{type(model).__name__} returned no attention weights; load it with attn_implementation='eager'")
     att = np.stack([a[0].float().numpy() for a in out.attentions])
-    neurons = [store[n][0].float().numpy() for n, _ in _mlp_modules(model) if n in store]
+    neurons = [store[n][0].float().numpy() for n, _, _ in _mlp_modules(model) if n in store]
     lens = None
-    unembed = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    causal = bool(getattr(model, "can_generate", lambda: False)())  # GPT-2 yes; BERT and masked LMs no
-    if unembed is not None and causal:
-        norm = _final_norm(model)
-        hs = out.hidden_states
+    if _is_causal(model):
         with torch.no_grad():
-            lens = [_top(unembed(norm(h[0]) if norm is not None and i < len(hs) - 1 else h[0]), tokenizer, top_k) for i, h in enumerate(hs)]
+            lens = [_top(lg, tokenizer, top_k) for lg in _lens_logits(model, [h[0] for h in out.hidden_states])]
     return Trace(_tok_strings(tokenizer, ids), att, neurons, lens)
+
+
+def logit_lens(model, tokenizer, text: str, target: str, position: int = -1):
+    """Where ``target`` ranks among next-token predictions after the embedding and after each layer.
+
+    Returns a DataFrame (``read after``, ``rank`` (1 = top), ``prob``, ``top``: the lens's own top
+    token) for the prediction at ``position`` (default: the next token after ``text``). ``target`` is
+    one token as the tokenizer spells it inside text, e.g. ``" Paris"``.
+    """
+    import pandas as pd
+    import torch
+
+    if not _is_causal(model):
+        raise ValueError(f"{type(model).__name__} is not a causal LM: the logit lens reads next-token predictions")
+    tid = tokenizer(target, add_special_tokens=False)["input_ids"]
+    if len(tid) != 1:
+        raise ValueError(f"target {target!r} is {len(tid)} tokens; give one token (e.g. with its leading space)")
+    ids = _encode(tokenizer, text, _context(model, tokenizer))
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        if _is_toy(model):
+            _, cache = model.run_with_cache(x)
+            resid = [cache["blocks.0.resid_pre"][0]] + [cache[f"blocks.{i}.resid_post"][0] for i in range(model.cfg.n_layers)]
+        else:
+            resid = [h[0] for h in model(input_ids=x, output_hidden_states=True).hidden_states]
+        rows = []
+        for i, lg in enumerate(_lens_logits(model, [r[position] for r in resid])):
+            lg = lg.float()
+            rows.append({"read after": "embed" if i == 0 else f"layer {i - 1}",
+                         "rank": int((lg > lg[tid[0]]).sum()) + 1,
+                         "prob": float(torch.softmax(lg, -1)[tid[0]]),
+                         "top": _tok_strings(tokenizer, [int(lg.argmax())])[0]})
+    return pd.DataFrame(rows)
+
+
+def induction_lens(model, tokenizer, *, n_texts: int = 8, length: int = 15, seed: int = 0):
+    """Logit-lens accuracy on repeated random words: does each layer already predict the copy?
+
+    Each text is ``r r`` (``r``: ``length`` distinct random single-token words), after whatever the
+    tokenizer puts first (the toy's ``<bos>``; nothing for GPT-2 or smollm2). For every text, layer
+    and copy, ``top1`` is the share of positions where the lens's top token is the true next token:
+    on the second copy an induction mechanism can know it, on the first copy (random words) nothing
+    can, so the first copy is the chance baseline. Returns a DataFrame (``text``, ``read after``,
+    ``copy``, ``top1``); ``attrs["ids"]`` holds each text's token ids.
+    """
+    import pandas as pd
+    import torch
+    from tqdm.auto import tqdm
+
+    from .evals.induction import vocab_words
+    from .evals.scoring import encode
+
+    if not _is_causal(model):
+        raise ValueError(f"{type(model).__name__} is not a causal LM: the logit lens reads next-token predictions")
+    if n_texts < 1 or length < 2:
+        raise ValueError(f"need n_texts >= 1 and length >= 2, got n_texts={n_texts}, length={length}")
+    words = vocab_words(tokenizer, n=max(200, length), seed=seed)
+    base = encode(tokenizer, "")
+    ids_of = {w: encode(tokenizer, " " + w)[len(base):] for w in words}
+    start = base
+    rng = np.random.default_rng(seed)
+    rows, texts = [], []
+    for t in tqdm(range(n_texts), desc="repeated texts", unit="text", leave=False):
+        run = [ids_of[words[j]][0] for j in rng.choice(len(words), size=length, replace=False)]
+        ids = start + run + run
+        texts.append(ids)
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            if _is_toy(model):
+                _, cache = model.run_with_cache(x)
+                resid = [cache["blocks.0.resid_pre"][0]] + [cache[f"blocks.{i}.resid_post"][0] for i in range(model.cfg.n_layers)]
+            else:
+                resid = [h[0] for h in model(input_ids=x, output_hidden_states=True).hidden_states]
+            preds = [lg.argmax(-1) for lg in _lens_logits(model, resid)]
+        nxt = torch.tensor(ids[1:])
+        first = slice(len(start), len(start) + length - 1)            # predicting r[1:] inside the first copy
+        second = slice(len(start) + length, len(ids) - 1)             # predicting r[1:] inside the second copy
+        for i, p in enumerate(preds):
+            hit = (p[:-1] == nxt).float()
+            for name, sl in (("first", first), ("second", second)):
+                rows.append({"text": t, "read after": "embed" if i == 0 else f"layer {i - 1}", "copy": name,
+                             "top1": float(hit[sl].mean())})
+    df = pd.DataFrame(rows)
+    df.attrs["ids"] = texts
+    return df
+
+
+def neuron_selectivity(model, tokenizer, examples: list[str], *, traces=None):
+    """How selective each MLP neuron is on ``examples``: a DataFrame sorted most selective first.
+
+    Per neuron, over the examples' per-text maxima: ``selectivity`` = (mean of the top 5 maxima -
+    median maximum) / standard deviation of all its token activations. A neuron that fires hard on
+    a few texts and stays quiet on the rest scores high; one that never fires, or fires on
+    everything, scores low. ``active`` is how many examples drive it above zero.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    if traces is None:
+        texts = [e for e in examples if e and e.strip()]
+        traces = [trace(model, tokenizer, e, 1).neurons for e in tqdm(texts, desc="examples", unit="text", leave=False)]
+    if not traces or not traces[0]:
+        raise ValueError("no neurons to rank: give at least one example text to a model with MLP neurons")
+    rows = []
+    for l in range(len(traces[0])):
+        maxima = np.stack([nr[l].max(0) for nr in traces])            # [examples, d_mlp]
+        spread = np.concatenate([nr[l] for nr in traces]).std(0) + 1e-6
+        top = -np.sort(-maxima, 0)[: min(5, len(maxima))].mean(0)
+        score = (top - np.median(maxima, 0)) / spread
+        rows.append(pd.DataFrame({"layer": l, "index": np.arange(maxima.shape[1]), "selectivity": score,
+                                  "top_max": maxima.max(0), "active": (maxima > 0).sum(0)}))
+    return pd.concat(rows).sort_values("selectivity", ascending=False, ignore_index=True)
 
 
 def _resolve(model, tokenizer):
@@ -163,9 +309,10 @@ def explore(model, text: str, tokenizer=None, *, neuron: tuple[int, int] | None 
             top_neurons: int = 4, top_examples: int = 5, top_k: int = 5) -> HTMLView:
     """The model-internals explorer for ``text``. ``model`` is a name, a (model, tokenizer) pair, or a model with ``tokenizer=``.
 
-    ``neuron=(layer, index)`` picks the neuron shown first; the most active neurons of each layer
-    on ``text`` are listed too. ``examples`` (a list of texts, e.g. a dataset sample) are searched
-    for the inputs that excite each listed neuron most.
+    ``neuron=(layer, index)`` picks the neuron shown first (``neuron_selectivity`` ranks candidates);
+    the most active neurons of each layer on ``text`` are listed too. ``examples`` (a list of texts,
+    e.g. a dataset sample) are searched for the inputs that excite each listed neuron most; texts
+    that do not activate a neuron (max <= 0) are not listed as its examples.
     """
     from tqdm.auto import tqdm
 
@@ -192,7 +339,9 @@ def explore(model, text: str, tokenizer=None, *, neuron: tuple[int, int] | None 
             ex_traces.append((t.tokens, t.neurons))
     neuron_data = {}
     for l, n in listed:
-        ranked = sorted(((float(nr[l][:, n].max()), toks, nr[l][:, n]) for toks, nr in ex_traces), key=lambda r: -r[0])[:top_examples]
+        # only texts that activate the neuron (max > 0) count as its examples
+        ranked = sorted(((float(nr[l][:, n].max()), toks, nr[l][:, n]) for toks, nr in ex_traces if nr[l][:, n].max() > 0),
+                        key=lambda r: -r[0])[:top_examples]
         neuron_data[f"{l}.{n}"] = {
             "layer": l, "index": n,
             "acts": np.round(tr.neurons[l][:, n], 3).tolist(),
