@@ -109,8 +109,20 @@ def test_model_without_attentions_is_a_clear_error(minilm):
 
     m = NoAttention()
     m.config = Config()
-    with pytest.raises(NoAttentionError, match="returned no attention weights.*eager"):
+    with pytest.raises(NoAttentionError, match="cannot read attention weights: cannot read sites of NoAttention"):
         A.get_attention(m, tok, "hello there")
+
+
+def test_sdpa_model_gets_eager_weights_for_the_pass(minilm):
+    """A model loaded without eager attention still gives its weights (the site layer switches for one pass)."""
+    from interplab.models import load_encoder
+
+    model, tok = minilm
+    sdpa, _ = load_encoder(attentions=False)
+    assert sdpa.config._attn_implementation != "eager"
+    a, b = A.get_attention(model, tok, "The cat sat."), A.get_attention(sdpa, tok, "The cat sat.")
+    np.testing.assert_allclose(a.attentions, b.attentions, atol=1e-5)
+    assert sdpa.config._attn_implementation != "eager"
 
 
 def test_offline_html_has_no_cdn(minilm):

@@ -46,23 +46,25 @@ class AttentionResult:
         return self.attentions.shape[1]
 
 
-def _context_length(model, tokenizer) -> int:
-    limits = [getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
-    limits = [int(x) for x in limits if isinstance(x, (int, np.integer)) and 0 < x < 1_000_000]
-    return min(limits) if limits else 512
-
-
 def get_attention(model, tokenizer, text: str, text_b: str | None = None, max_length: int | None = None) -> AttentionResult:
-    """Run ``text`` (and an optional second sentence) through ``model`` and collect all attention weights.
+    """Run ``text`` (and an optional second sentence) through ``model`` and collect all attention weights
+    (the ``blocks.{i}.attn.hook_pattern`` sites of ``interplab.sites``, which switches to eager attention
+    for the pass; any model it reads: encoders, causal LMs, toys).
 
     Text longer than the model's context is truncated with a warning; empty text is an error.
     """
     import torch
 
+    from . import sites
+
     for t in (text, text_b):
         if t is not None and (not isinstance(t, str) or not t.strip()):
             raise ValueError("text is empty: give at least one word to visualise attention over")
-    limit = max_length or _context_length(model, tokenizer)
+    try:
+        sm = sites.wrap(model, tokenizer)
+    except TypeError as exc:
+        raise NoAttentionError(f"cannot read attention weights: {exc}") from exc
+    limit = max_length or sm.n_ctx
     pair = (text, text_b) if text_b is not None else (text,)
     full = tokenizer(*pair, truncation=False)["input_ids"]
     if len(full) > limit:
@@ -71,19 +73,15 @@ def get_attention(model, tokenizer, text: str, text_b: str | None = None, max_le
             stacklevel=2,
         )
     enc = tokenizer(*pair, return_tensors="pt", truncation=True, max_length=limit)
-    with torch.no_grad():
-        try:
-            out = model(**enc, output_attentions=True)
-        except TypeError as exc:
-            raise NoAttentionError(f"{type(model).__name__} does not accept output_attentions ({exc})") from exc
-    atts = getattr(out, "attentions", None)
-    if not atts or any(a is None for a in atts):
-        raise NoAttentionError(
-            f"{type(model).__name__} returned no attention weights; load it with "
-            "interplab.models.load_encoder(name) (eager attention) or pass attn_implementation='eager'"
-        )
-    arr = torch.stack([a[0] for a in atts]).float().cpu().numpy()
-    ids = enc["input_ids"][0].tolist()
+    ids_t = enc.pop("input_ids")
+    names = [f"blocks.{i}.attn.hook_pattern" for i in range(sm.adapter.n_layers)]
+    try:
+        _, cache = sm.run_with_cache(ids_t, names=names, **({} if sm.adapter.is_toy else dict(enc)))
+    except sites.HookError as exc:
+        raise NoAttentionError(f"{type(model).__name__} returned no attention weights ({exc}); load it with "
+                               "interplab.models.load_encoder(name) (eager attention)") from exc
+    arr = torch.stack([cache[n][0] for n in names]).float().cpu().numpy()
+    ids = ids_t[0].tolist()
     tokens = tokenizer.convert_ids_to_tokens(ids)
     special = np.array([i in set(tokenizer.all_special_ids) for i in ids])
     b_start = None

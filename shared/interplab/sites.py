@@ -422,6 +422,13 @@ class SiteModel:
             return [n for n in self.site_names() if names(n)]
         return list(dict.fromkeys(self.canonical(n) for n in names))
 
+    @property
+    def n_ctx(self) -> int:
+        """The longest input: the model's context, or the tokenizer's limit where that is shorter."""
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        ok = isinstance(limit, int) and 0 < limit < 1_000_000
+        return min(self.adapter.n_ctx, limit) if ok else self.adapter.n_ctx
+
     # --- tokens ----------------------------------------------------------------------------------
     def to_tokens(self, text, **kwargs):
         """Token ids ``[batch, pos]`` as the kit tokenizes for this model (no BOS for smollm2, ``<bos>`` for toys,

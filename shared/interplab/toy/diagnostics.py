@@ -90,21 +90,42 @@ def _frame(values, name: str):
 
 
 def patterns(cache, n_layers: int) -> torch.Tensor:
-    """Stack ``blocks.{i}.attn.pattern`` from a cache into ``[B, L, H, T, T]``."""
-    return torch.stack([cache[f"blocks.{i}.attn.pattern"] for i in range(n_layers)], dim=1)
+    """Stack ``blocks.{i}.attn.hook_pattern`` (toy alias ``attn.pattern``) from a cache into ``[B, L, H, T, T]``."""
+    return torch.stack([cache[f"blocks.{i}.attn.hook_pattern"] if f"blocks.{i}.attn.hook_pattern" in cache
+                        else cache[f"blocks.{i}.attn.pattern"] for i in range(n_layers)], dim=1)
+
+
+def _patterns_of(model, tokens) -> torch.Tensor:
+    """``[B, L, H, T, T]`` attention patterns of any model ``interplab.sites`` reads (toy, smollm2, GPT-2, ...)."""
+    from ..sites import wrap
+
+    sm = wrap(model)
+    n = sm.adapter.n_layers
+    _, cache = sm.run_with_cache(tokens, names=[f"blocks.{i}.attn.hook_pattern" for i in range(n)])
+    return patterns(cache, n).float()
 
 
 def repeated_tokens(model, length: int = 20, batch_size: int = 64, seed: int = 0) -> torch.Tensor:
-    """``[BOS] r r`` sequences of distinct random tokens (the standard input for induction scores)."""
-    task = InductionTask(n_ctx=model.cfg.n_ctx)
-    return task.repeated(length, batch_size, torch.Generator().manual_seed(seed))
+    """``[BOS] r r`` sequences of distinct random tokens (the standard input for induction scores). For a
+    Hugging Face LM: ``r r`` of distinct ids from the upper part of its vocabulary (no special tokens)."""
+    from ..sites import adapter
+
+    a = adapter(model)
+    g = torch.Generator().manual_seed(seed)
+    if a.is_toy:
+        return InductionTask(n_ctx=a.n_ctx).repeated(length, batch_size, g)
+    if 2 * length > a.n_ctx:
+        raise ValueError(f"2 x length = {2 * length} tokens is longer than the model's context {a.n_ctx}")
+    lo = min(1000, a.d_vocab // 4)
+    r = torch.stack([torch.randperm(a.d_vocab - lo, generator=g)[:length] + lo for _ in range(batch_size)])
+    return torch.cat([r, r], dim=1)
 
 
 def head_scores(model, tokens: torch.Tensor | None = None, length: int = 20, batch_size: int = 64, seed: int = 0):
-    """Previous-token, duplicate-token and induction score of every head: ``{kind: DataFrame layer x head}``."""
+    """Previous-token, duplicate-token and induction score of every head: ``{kind: DataFrame layer x head}``
+    (toy models and any causal LM ``interplab.sites`` reads)."""
     tokens = repeated_tokens(model, length, batch_size, seed) if tokens is None else torch.as_tensor(tokens)
-    _, cache = model.run_with_cache(tokens, names=[f"blocks.{i}.attn.pattern" for i in range(model.cfg.n_layers)])
-    raw = scores_from_patterns(patterns(cache, model.cfg.n_layers), tokens)
+    raw = scores_from_patterns(_patterns_of(model, tokens), tokens)
     return {kind: _frame(raw[kind], kind) for kind in SCORE_KINDS}
 
 
@@ -115,12 +136,13 @@ def attention_result(model, tokens: torch.Tensor, tokenizer=None, index: int = 0
     tokens = torch.as_tensor(tokens)
     if tokens.dim() == 1:
         tokens = tokens[None]
-    _, cache = model.run_with_cache(tokens[index:index + 1])
-    att = patterns(cache, model.cfg.n_layers)[0].numpy()
+    att = _patterns_of(model, tokens[index:index + 1])[0].numpy()
     ids = tokens[index].tolist()
     words = tokenizer.convert_ids_to_tokens(ids) if tokenizer is not None else [str(i) for i in ids]
     special = np.array([i == 0 for i in ids])
-    return AttentionResult(words, att, None, special, model.cfg.name or "toy")
+    cfg = getattr(model, "cfg", None)
+    return AttentionResult(words, att, None, special, (getattr(cfg, "name", "") or "toy") if cfg is not None
+                           else getattr(model, "interplab_name", type(model).__name__))
 
 
 # --- accuracy, loss and ablation on the repeated half ---------------------------------------------
