@@ -162,6 +162,16 @@ class LoopbackServer:
                     return f
         return None
 
+    def _served(self, path: str, model: str, prompt: str, body: dict, n: int) -> None:
+        """Count a 200 answer and log what was asked (for ``stats()``)."""
+        with self._lock:
+            self._stats["served"] += 1
+            self._stats["by_prompt"][prompt] += 1
+            if len(self._stats["log"]) < 100_000:
+                self._stats["log"].append({"endpoint": path, "model": model, "prompt": prompt,
+                                           "temperature": body.get("temperature"), "max_tokens": n,
+                                           "seed": body.get("seed"), "echo": bool(body.get("echo"))})
+
     @property
     def models(self) -> tuple[str, ...]:
         """The model ids this server answers to."""
@@ -365,13 +375,7 @@ def _handler(server: LoopbackServer):
             usage = {"prompt_tokens": n_prompt, "completion_tokens": len(tokens),
                      "total_tokens": n_prompt + len(tokens)}
             created = int(time.time())
-            with server._lock:
-                server._stats["served"] += 1
-                server._stats["by_prompt"][key_text] += 1
-                if len(server._stats["log"]) < 100_000:
-                    server._stats["log"].append({"endpoint": path, "model": model, "prompt": key_text,
-                                                 "temperature": body.get("temperature"), "max_tokens": n,
-                                                 "seed": body.get("seed"), "echo": bool(body.get("echo"))})
+            server._served(path, model, key_text, body, n)
             if chat:
                 logprobs = None
                 if body.get("logprobs"):
@@ -439,13 +443,7 @@ def _handler(server: LoopbackServer):
             usage = {"prompt_tokens": int(u.get("prompt_tokens", 0)), "completion_tokens": int(u.get("completion_tokens", 0))}
             usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
             created = int(time.time())
-            with server._lock:
-                server._stats["served"] += 1
-                server._stats["by_prompt"][key_text] += 1
-                if len(server._stats["log"]) < 100_000:
-                    server._stats["log"].append({"endpoint": path, "model": model, "prompt": key_text,
-                                                 "temperature": body.get("temperature"), "max_tokens": n,
-                                                 "seed": body.get("seed"), "echo": bool(body.get("echo"))})
+            server._served(path, model, key_text, body, n)
             toks, lps, tops, k = ans["tokens"], ans["logprobs"], ans["top_logprobs"], ans["k"]
             if chat:
                 logprobs = None
