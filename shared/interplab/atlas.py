@@ -110,62 +110,49 @@ def split_sentences(texts, min_chars: int = 20, max_chars: int = 300) -> list[st
 
 def text_activations(model, tokenizer, sentences, layer: int = -1, batch_size: int = 32, max_length: int = 128,
                      progress: bool = True, threads: int | None = 1) -> TextActivations:
-    """Run ``sentences`` through a BERT-style encoder and keep one layer's FFN neurons and pooled output
-    (on ``threads`` CPU threads, see ``limit_threads``)."""
+    """Run ``sentences`` through a model (a BERT-style encoder; any model ``interplab.sites`` reads) and keep
+    block ``layer``'s FFN neurons (``blocks.{layer}.mlp.hook_post``) and its output mean-pooled per sentence
+    (``blocks.{layer}.hook_resid_post`` = ``hidden_states[layer + 1]``), on ``threads`` CPU threads."""
     with limit_threads(threads):
         return _text_activations(model, tokenizer, sentences, layer, batch_size, max_length, progress)
 
 
 def _text_activations(model, tokenizer, sentences, layer, batch_size, max_length, progress):
-    import torch
     from tqdm.auto import tqdm
+
+    from . import sites
 
     sentences = [str(s) for s in sentences]
     if not sentences:
         raise ValueError("no sentences given")
-    blocks = _encoder_layers(model)
-    n = len(blocks)
+    sm = sites.wrap(model, tokenizer)
+    n = sm.adapter.n_layers
     if not -n <= layer < n:
         raise IndexError(f"the encoder has {n} layers; layer must be in -{n}..{n - 1}, got {layer}")
     layer = layer % n
-    captured = {}
-    hook = blocks[layer].intermediate.register_forward_hook(lambda _m, _i, out: captured.__setitem__("ff", out))
+    # FFN neurons: what the block's output projection reads; pooled: the block's output (hidden_states[layer + 1])
+    ff_site, resid_site = f"blocks.{layer}.mlp.hook_post", f"blocks.{layer}.hook_resid_post"
     tokens, neurons, pooled, offsets = [], [], [], []
-    try:
-        for start in tqdm(range(0, len(sentences), batch_size), desc="encoding", disable=not progress, leave=False):
-            batch = sentences[start : start + batch_size]
-            fast = bool(getattr(tokenizer, "is_fast", False))
-            enc = tokenizer(batch, return_tensors="pt", padding=True, truncation=True, max_length=max_length,
-                            return_special_tokens_mask=True, return_offsets_mapping=fast)
-            special = enc.pop("special_tokens_mask").bool()
-            spans = enc.pop("offset_mapping") if fast else None
-            with torch.no_grad():
-                out = model(**enc, output_hidden_states=True)
-            hidden = out.hidden_states[layer + 1]
-            keep = enc["attention_mask"].bool() & ~special
-            for i in range(len(batch)):
-                k = keep[i]
-                ids = enc["input_ids"][i][k].tolist()
-                tokens.append(tokenizer.convert_ids_to_tokens(ids))
-                offsets.append([tuple(int(v) for v in o) for o in spans[i][k].tolist()] if spans is not None else None)
-                neurons.append(captured["ff"][i][k].float().numpy())
-                pooled.append(hidden[i][k].mean(0).float().numpy() if k.any() else np.zeros(hidden.shape[-1], np.float32))
-    finally:
-        hook.remove()
+    for start in tqdm(range(0, len(sentences), batch_size), desc="encoding", disable=not progress, leave=False):
+        batch = sentences[start : start + batch_size]
+        fast = bool(getattr(tokenizer, "is_fast", False))
+        enc = tokenizer(batch, return_tensors="pt", padding=True, truncation=True, max_length=max_length,
+                        return_special_tokens_mask=True, return_offsets_mapping=fast)
+        special = enc.pop("special_tokens_mask").bool()
+        spans = enc.pop("offset_mapping") if fast else None
+        ids_t = enc.pop("input_ids")
+        _, cache = sm.run_with_cache(ids_t, names=[ff_site, resid_site], **enc)
+        hidden, ff = cache[resid_site], cache[ff_site]
+        keep = enc["attention_mask"].bool() & ~special
+        for i in range(len(batch)):
+            k = keep[i]
+            ids = ids_t[i][k].tolist()
+            tokens.append(tokenizer.convert_ids_to_tokens(ids))
+            offsets.append([tuple(int(v) for v in o) for o in spans[i][k].tolist()] if spans is not None else None)
+            neurons.append(ff[i][k].float().numpy())
+            pooled.append(hidden[i][k].mean(0).float().numpy() if k.any() else np.zeros(hidden.shape[-1], np.float32))
     return TextActivations(sentences, tokens, neurons, np.stack(pooled), layer, getattr(model, "interplab_name", ""),
                            offsets if all(o is not None for o in offsets) else None)
-
-
-def _encoder_layers(model):
-    for path in ("encoder.layer", "bert.encoder.layer", "roberta.encoder.layer", "base_model.encoder.layer"):
-        obj = model
-        try:
-            for part in path.split("."):
-                obj = getattr(obj, part)
-        except AttributeError:
-            continue
-        return list(obj)
-    raise ValueError(f"{type(model).__name__} is not a BERT-style encoder (no encoder.layer[i].intermediate)")
 
 
 # --------------------------------------------------------------------------------------------- layout & atlas

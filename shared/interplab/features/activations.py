@@ -7,12 +7,12 @@
 
 Site names
 ----------
-* Hugging Face models (encoders such as MiniLM/BERT, and causal LMs such as GPT-2):
-  ``hidden.{i}`` is ``hidden_states[i]`` of ``output_hidden_states=True``: ``hidden.0`` is the
-  embedding output and ``hidden.{i}`` the residual stream after block ``i`` (``hidden.{n_layers}``
-  is the last layer). ``hidden.-1`` means the last one.
-* Toy transformers (``interplab.toy``): any name of ``model.run_with_cache`` (``blocks.1.resid_post``,
-  ``blocks.0.mlp.post``, ...).
+Any site of ``interplab.sites`` with one vector per token, on any model the kit loads (toy, MiniLM/BERT,
+smollm2/GPT-2/...): ``blocks.{i}.hook_resid_post`` (block ``i``'s output), ``blocks.{i}.hook_mlp_out``,
+``blocks.{i}.mlp.hook_post``, ..., the toy's own names (``blocks.1.resid_post``) and ``hidden.{i}`` =
+Hugging Face's ``hidden_states[i]``: ``hidden.0`` is the embedding output, ``hidden.{i}`` the residual
+stream after block ``i - 1`` (``blocks.{i-1}.hook_resid_post``; the last one of a causal LM is after its
+final norm, as in Hugging Face), ``hidden.-1`` the last one. Results are keyed by the names as given.
 
 One row is stored per real token (padding is dropped; [CLS]/[SEP] are kept and flagged in
 ``special``). Results live in ``interplab.config.cache_dir("activations")``, one folder per
@@ -189,56 +189,31 @@ def load(path: str | os.PathLike) -> Activations:
     return _load(folder, None)
 
 
-# --------------------------------------------------------------------------- model adapters
+# --------------------------------------------------------------------------- sites (through interplab.sites)
 
 
-def _is_toy(model) -> bool:
-    """True for hookable models with ``run_with_cache`` (the kit's toy transformers), False for HF models."""
-    if type(model).__module__.startswith("transformers"):
-        return False
-    if hasattr(model, "run_with_cache"):
-        return True
-    raise TypeError(f"cannot collect from {type(model).__name__}: expected a Hugging Face model or a toy model "
-                    "with run_with_cache (interplab.models.load_encoder / load_causal_lm)")
-
-
-def _n_hidden(model) -> int | None:
-    cfg = getattr(model, "config", None)
-    n = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", None) or getattr(cfg, "n_layers", None)
-    return int(n) if n is not None else None
-
-
-def _resolve_sites(model, sites) -> list[str]:
+def _resolve_sites(sm, sites) -> list[str]:
+    """The sites as given (``hidden.-1`` written as ``hidden.{n}``), each checked by the site layer, no repeats
+    (two names of one site are both kept: each is stored under its own name, from one forward pass)."""
     if isinstance(sites, str):
         sites = [sites]
     sites = list(sites)
     if not sites:
-        raise ValueError("give at least one site, e.g. sites=['hidden.3'] or sites=['blocks.0.resid_post']")
-    if _is_toy(model):
-        return sites
-    n = _n_hidden(model)
+        raise ValueError("give at least one site, e.g. sites=['hidden.3'] or sites=['blocks.2.hook_resid_post']")
     out = []
+    n = sm.adapter.n_layers
     for s in sites:
+        sm.canonical(str(s))  # UnknownSiteError / SiteRangeError (ValueErrors), one line
         m = _HIDDEN.match(str(s))
-        if not m:
-            raise ValueError(f"unknown site {s!r} for a Hugging Face model: use 'hidden.0' ... 'hidden.{n}' "
-                             "(hidden_states[i]; 'hidden.-1' = last)")
-        i = int(m.group(1))
-        if n is not None:
-            if i < 0:
-                i += n + 1
-            if not 0 <= i <= n:
-                raise ValueError(f"site {s!r} is out of range: this model has hidden.0 ... hidden.{n}")
-        out.append(f"hidden.{i}")
+        out.append(f"hidden.{int(m.group(1)) % (n + 1)}" if m else str(s))
     return list(dict.fromkeys(out))
 
 
 def hidden_sites(model) -> list[str]:
-    """Every ``hidden.{i}`` site of a Hugging Face model (embeddings, then each block's output)."""
-    n = _n_hidden(model)
-    if n is None:
-        raise ValueError("model has no num_hidden_layers in its config; name the sites yourself")
-    return [f"hidden.{i}" for i in range(n + 1)]
+    """Every ``hidden.{i}`` site of a model (embeddings, then each block's output; ``hidden_states[i]``)."""
+    from ..sites import adapter
+
+    return [f"hidden.{i}" for i in range(adapter(model).n_layers + 1)]
 
 
 def _tokenize(tokenizer, items, max_length):
@@ -276,17 +251,11 @@ def _special_ids(tokenizer) -> set[int]:
     return ids
 
 
-def _forward(model, batch_ids, attention_mask, sites, toy: bool):
-    """{site: (batch, seq, d) tensor} for one padded batch."""
-    if toy:
-        _, cache = model.run_with_cache(batch_ids)
-        missing = [s for s in sites if s not in cache]
-        if missing:
-            raise ValueError(f"site(s) {missing} not in the model's cache; names look like {sorted(cache)[:6]} ...")
-        return {s: cache[s] for s in sites}
-    out = model(input_ids=batch_ids, attention_mask=attention_mask, output_hidden_states=True)
-    hs = out.hidden_states
-    return {s: hs[int(s.split(".")[1])] for s in sites}
+def _forward(sm, batch_ids, attention_mask, sites):
+    """{site: (batch, seq, d) tensor} for one padded batch, through the site layer."""
+    kwargs = {} if sm.adapter.is_toy else {"attention_mask": attention_mask}
+    _, cache = sm.run_with_cache(batch_ids, names=sites, **kwargs)
+    return {s: cache[s] for s in sites}
 
 
 # --------------------------------------------------------------------------- collect
@@ -316,8 +285,10 @@ def collect(model, tokenizer, texts, sites, *, batch_size: int = 32, max_length:
         raise ValueError(f"text {bad} is empty; drop empty texts before collecting")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    sites = _resolve_sites(model, sites)
-    toy = _is_toy(model)
+    from ..sites import wrap
+
+    sm = wrap(model, tokenizer)
+    sites = _resolve_sites(sm, sites)
     mname = model_name(model)
     mkey = _fingerprint(model)
     dkey = _inputs_hash(items, max_length)
@@ -368,7 +339,7 @@ def collect(model, tokenizer, texts, sites, *, batch_size: int = 32, max_length:
                 for j, t in enumerate(idx):
                     batch[j, : lengths[t]] = torch.as_tensor(ids[t])
                     mask[j, : lengths[t]] = 1
-                out = _forward(model, batch.to(device), mask.to(device), todo, toy)
+                out = _forward(sm, batch.to(device), mask.to(device), todo)
                 for s in todo:
                     h = out[s]
                     if h.dim() != 3:

@@ -322,34 +322,35 @@ def _lm_loss(logits: torch.Tensor, tokens: torch.Tensor) -> float:
                                              tokens[:, 1:].reshape(-1)).item()
 
 
-def _logits(out):
-    return out[0] if isinstance(out, tuple) else getattr(out, "logits", out)
-
-
 @torch.no_grad()
-def spliced_loss(model, tokens, site: str, sae: SAE) -> dict:
-    """A toy LM's next-token loss with ``site`` replaced by the SAE's reconstruction.
+def spliced_loss(model, tokens, site: str, sae: SAE, tokenizer=None) -> dict:
+    """A causal LM's next-token loss with ``site`` replaced by the SAE's reconstruction (any model the kit
+    loads: toy, smollm2, GPT-2, ...; sites through ``interplab.sites``).
 
     Returns ``clean`` (unchanged model), ``spliced`` (SAE reconstruction in place of the site),
     ``zero_ablated`` (site set to zero) and ``loss_recovered = (zero - spliced) / (zero - clean)``:
     1.0 means the SAE keeps everything the model needs from that site, 0.0 no better than deleting it.
-    ``tokens`` is a (batch, seq) LongTensor; ``model`` needs ``run_with_hooks`` (``interplab.toy``).
+    ``tokens`` is a (batch, seq) LongTensor (unpadded), or a list of texts with ``tokenizer``.
     """
-    if not hasattr(model, "run_with_hooks"):
-        raise TypeError(f"{type(model).__name__} has no run_with_hooks; spliced_loss works with interplab.toy models")
-    tokens = torch.as_tensor(tokens, dtype=torch.long)
-    if tokens.dim() == 1:
-        tokens = tokens[None]
+    from ..sites import wrap
 
-    def splice(t, name):
+    sm = wrap(model, tokenizer)
+    if sm.adapter.kind == "encoder":
+        raise ValueError(f"spliced_loss needs a causal LM (next-token loss); {sm.adapter.name} is an encoder")
+    site = sm.canonical(site)
+    tokens = sm._tokens(tokens)
+    if tokens.shape[1] < 2:
+        raise ValueError("spliced_loss needs sequences of at least 2 tokens")
+
+    def splice(t, hook):
         return sae(t.reshape(-1, t.shape[-1]).float())[0].reshape(t.shape).to(t.dtype)
 
-    def zero(t, name):
+    def zero(t, hook):
         return torch.zeros_like(t)
 
-    clean = _lm_loss(_logits(model(tokens)), tokens)
-    spliced = _lm_loss(_logits(model.run_with_hooks(tokens, hooks={site: splice})), tokens)
-    zeroed = _lm_loss(_logits(model.run_with_hooks(tokens, hooks={site: zero})), tokens)
+    clean = _lm_loss(sm(tokens), tokens)
+    spliced = _lm_loss(sm.run_with_hooks(tokens, fwd_hooks=[(site, splice)]), tokens)
+    zeroed = _lm_loss(sm.run_with_hooks(tokens, fwd_hooks=[(site, zero)]), tokens)
     denom = zeroed - clean
     return {"clean": clean, "spliced": spliced, "zero_ablated": zeroed,
             "loss_recovered": (zeroed - spliced) / denom if abs(denom) > 1e-9 else float("nan")}
