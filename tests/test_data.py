@@ -76,7 +76,7 @@ def test_sample_has_real_schema_and_says_it_is_a_sample(name):
         assert 10 <= len(df) <= 200
 
 
-def test_samples_stay_within_200_rows_per_dataset():
+def test_samples_stay_small_but_imdb_has_200_reviews():
     total = {}
     for name in data.names():
         meta = data.info(name)
@@ -90,8 +90,9 @@ def test_samples_stay_within_200_rows_per_dataset():
                 except DatasetError:
                     continue
                 total[name] = total.get(name, 0) + n
-    assert all(n <= 200 for n in total.values()), total
-    assert total["imdb"] >= 120 and total["hh-rlhf"] >= 60 and total["ethics-commonsense"] >= 130
+    assert all(n <= 200 for name, n in total.items() if name != "imdb"), total
+    assert 200 <= total["imdb"] <= 300  # >= 200 distinct reviews (tests/test_samples.py), still small
+    assert total["hh-rlhf"] >= 50 and total["ethics-commonsense"] >= 130
 
 
 def test_auto_offline_falls_back_with_one_line(offline_hub, caplog):
@@ -102,6 +103,72 @@ def test_auto_offline_falls_back_with_one_line(offline_hub, caplog):
     assert len(records) == 1
     line = records[0].getMessage()
     assert "\n" not in line and "fell back" in line and "SAMPLE" in line
+
+
+@pytest.fixture
+def real_dir(tmp_path, monkeypatch):
+    """A folder laid out like ../shared/datasets (small real-format files), named by INTERPLAB_DATA_DIR."""
+    root = tmp_path / "datasets"
+    (root / "imdb").mkdir(parents=True)
+    pd.DataFrame({"text": [f"review number {i}" for i in range(10)], "label": [i % 2 for i in range(10)]}).to_csv(
+        root / "imdb" / "reviews-real.csv", index=False)
+    (root / "hh-rlhf" / "harmless-base").mkdir(parents=True)
+    with gzip.open(root / "hh-rlhf" / "harmless-base" / "test.jsonl.gz", "wt") as f:
+        for i in range(3):
+            f.write(json.dumps({"chosen": f"\n\nHuman: q{i}\n\nAssistant: yes", "rejected": f"\n\nHuman: q{i}\n\nAssistant: no"}) + "\n")
+    monkeypatch.setenv("INTERPLAB_DATA_DIR", str(root))
+    return root
+
+
+def test_data_dir_gives_real_rows_with_one_line(real_dir, offline_hub, caplog):
+    with caplog.at_level(logging.WARNING, logger="interplab.data"):
+        train = data.load("imdb")
+    lines = [r.getMessage() for r in caplog.records if r.name == "interplab.data"]
+    assert len(lines) == 1 and "REAL" in lines[0] and str(real_dir / "imdb" / "reviews-real.csv") in lines[0]
+    test = data.load("imdb", split="test")
+    assert train.attrs["sample"] is False and type(train) is pd.DataFrame  # no SAMPLE banner
+    assert train.attrs["description"].startswith("REAL: imdb (train)")
+    assert (len(train), len(test)) == (6, 4) and not set(train.text) & set(test.text)  # one file, cut 3:2, disjoint
+    assert data.notice(train).startswith("REAL: imdb (train), 6 rows from ")
+    # an explicit path still means the whole file
+    assert len(data.load("imdb", source=real_dir / "imdb" / "reviews-real.csv")) == 10
+    hh = data.load("hh-rlhf", split="test", subset="all", parsed=True)  # "all" = the subsets the folder has
+    assert len(hh) == 3 and hh.attrs["sample"] is False and list(hh.chosen_reply) == ["yes"] * 3
+
+
+def test_data_dir_without_the_split_is_an_error_not_a_sample(real_dir):
+    with pytest.raises(DatasetError, match=r"hh-rlhf/harmless-base \[train\]: INTERPLAB_DATA_DIR=.* has no file for it"):
+        data.load("hh-rlhf", split="train")
+    with pytest.raises(DatasetError, match="ethics-commonsense/cm_test.csv"):
+        data.load("ethics-commonsense", split="test")
+    assert data.load("imdb", source="sample").attrs["sample"] is True  # source="sample" still works
+
+
+def test_data_dir_that_is_not_a_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("INTERPLAB_DATA_DIR", str(tmp_path / "nope"))
+    with pytest.raises(DatasetError, match="is not a folder"):
+        data.load("imdb")
+    monkeypatch.setenv("INTERPLAB_DATA_DIR", "")
+    assert data.data_dir() is None
+
+
+def test_notice_says_what_a_sample_means():
+    line = data.notice(data.load("imdb", source="sample"))
+    assert line.startswith("SAMPLE: imdb (train) is 140 project-written rows") and "not what the real dataset shows" in line
+    assert "\n" not in line
+    assert "stand-in" in data.notice(data.load("mnist", split="test", source="sample"))
+    assert "unrecorded origin" in data.notice(pd.DataFrame({"a": [1]}))
+
+
+def test_data_dir_real_files(shared_data, monkeypatch):
+    """INTERPLAB_DATA_DIR=../shared/datasets: every dataset the folder holds loads as REAL."""
+    monkeypatch.setenv("INTERPLAB_DATA_DIR", str(shared_data))
+    sizes = {"imdb": len(data.load("imdb")) + len(data.load("imdb", split="test")),
+             "hh": len(data.load("hh-rlhf", split="test", subset="all")),
+             "ethics": len(data.load("ethics-commonsense", split="test_hard")),
+             "ambig": len(data.load("ethics-commonsense", split="ambiguous")),
+             "tqa": len(data.load("truthfulqa")), "tqa-mc": len(data.load("truthfulqa-mc"))}
+    assert sizes == {"imdb": 397, "hh": 2312, "ethics": 3964, "ambig": 995, "tqa": 817, "tqa-mc": 817}
 
 
 def test_hub_source_offline_raises_offline_error(offline_hub):
