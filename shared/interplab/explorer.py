@@ -36,10 +36,25 @@ class Trace:
     lens: list[list[list[tuple[str, float]]]] | None = None  # [layer][position] -> top-k (token, prob)
 
 
-# --- model adapters ------------------------------------------------------------------------------
+# --- model facts and activations: all through interplab.sites -------------------------------------
 
-def _is_toy(model) -> bool:
-    return hasattr(model, "run_with_cache") and hasattr(model, "W_U")
+def _sm(model, tokenizer=None):
+    from .sites import wrap
+
+    return wrap(model, tokenizer)
+
+
+def _is_causal(model) -> bool:
+    return _sm(model).adapter.kind != "encoder"
+
+
+def _residuals(model, x, extra=()):
+    """The residual stream of one input ``[T, d]`` at the embedding and after each block, and a cache of ``extra`` sites."""
+    sm = _sm(model)
+    n = sm.adapter.n_layers
+    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(n)]
+    _, cache = sm.run_with_cache(x, names=names + list(extra))
+    return [cache[k][0] for k in names], cache
 
 
 def _tok_strings(tokenizer, ids: list[int]) -> list[str]:
@@ -61,12 +76,7 @@ def _encode(tokenizer, text: str, limit: int) -> list[int]:
 
 
 def _context(model, tokenizer) -> int:
-    cfg = getattr(model, "cfg", None) or getattr(model, "config", None)
-    for attr in ("n_ctx", "max_position_embeddings", "n_positions"):
-        v = getattr(cfg, attr, None)
-        if isinstance(v, int) and v > 0:
-            return v
-    return 512
+    return _sm(model, tokenizer).n_ctx
 
 
 def _top(logits, tokenizer, k: int):
@@ -80,63 +90,10 @@ def _top(logits, tokenizer, k: int):
     return out
 
 
-def _mlp_modules(model):
-    """``(name, module, reads_input)`` per layer: where the MLP neurons are read (HF models).
-
-    A gated MLP (Llama, Mistral, Qwen: ``down_proj(act(gate) * up)``) has its neurons at the *input*
-    of ``down_proj``, so that is read first; its ``act_fn`` output alone misses the ``up`` factor.
-    Other MLPs are read at their activation's output.
-    """
-    named = dict(model.named_modules())
-    gated = [(n, m, True) for n, m in named.items() if n.endswith(".mlp.down_proj")]
-    if gated:
-        return gated
-    for suffix in (".intermediate", ".mlp.act", ".mlp.act_fn", ".mlp.activation_fn", ".mlp.activation"):
-        found = [(n, m, False) for n, m in named.items() if n.endswith(suffix)]
-        if found:
-            return found
-    return []
-
-
-def _neuron_hooks(model, store: dict) -> list:
-    hooks = []
-    for n, m, reads_input in _mlp_modules(model):
-        if reads_input:
-            hooks.append(m.register_forward_pre_hook(lambda mod, inp, n=n: store.__setitem__(n, inp[0])))
-        else:
-            hooks.append(m.register_forward_hook(lambda mod, inp, out, n=n: store.__setitem__(n, out)))
-    return hooks
-
-
 def _lens_logits(model, residuals) -> list:
-    """Next-token logits read off each residual ``[T, d]`` (embedding, then after each layer): the logit lens.
-
-    The final norm is applied to every row but the last, which Hugging Face models already return normed.
-    """
-    if _is_toy(model):
-        ln = getattr(model, "ln_final", None)
-        return [(ln(r) if ln is not None else r) @ model.W_U + model.b_U for r in residuals]
-    unembed, norm = model.get_output_embeddings(), _final_norm(model)
-    return [unembed(norm(h) if norm is not None and i < len(residuals) - 1 else h) for i, h in enumerate(residuals)]
-
-
-def _is_causal(model) -> bool:
-    if _is_toy(model):
-        return True
-    has_unembed = hasattr(model, "get_output_embeddings") and model.get_output_embeddings() is not None
-    return has_unembed and bool(getattr(model, "can_generate", lambda: False)())  # GPT-2 yes; BERT and masked LMs no
-
-
-def _final_norm(model):
-    for path in ("transformer.ln_f", "model.norm", "gpt_neox.final_layer_norm", "model.decoder.final_layer_norm", "model.final_layernorm"):
-        obj = model
-        try:
-            for part in path.split("."):
-                obj = getattr(obj, part)
-            return obj
-        except AttributeError:
-            continue
-    return None
+    """Next-token logits read off each residual ``[T, d]`` (final norm, then unembedding): the logit lens."""
+    a = _sm(model).adapter
+    return [a.logit_lens(r) for r in residuals]
 
 
 def trace(model, tokenizer, text: str, top_k: int = 5) -> Trace:
@@ -147,30 +104,18 @@ def trace(model, tokenizer, text: str, top_k: int = 5) -> Trace:
         raise ValueError("text is empty: give the explorer at least one word")
     ids = _encode(tokenizer, text, _context(model, tokenizer))
     x = torch.tensor([ids])
-    with torch.no_grad():
-        if _is_toy(model):
-            _, cache = model.run_with_cache(x)
-            L = model.cfg.n_layers
-            att = np.stack([cache[f"blocks.{i}.attn.pattern"][0].float().numpy() for i in range(L)])
-            neurons = [cache[f"blocks.{i}.mlp.post"][0].float().numpy() for i in range(L) if f"blocks.{i}.mlp.post" in cache]
-            resid = [cache["blocks.0.resid_pre"][0]] + [cache[f"blocks.{i}.resid_post"][0] for i in range(L)]
-            lens = [_top(lg, tokenizer, top_k) for lg in _lens_logits(model, resid)]
-            return Trace(_tok_strings(tokenizer, ids), att, neurons, lens)
-        store = {}
-        hooks = _neuron_hooks(model, store)
-        try:
-            out = model(input_ids=x, output_attentions=True, output_hidden_states=True)
-        finally:
-            for h in hooks:
-                h.remove()
-    if not getattr(out, "attentions", None):
-        raise ValueError(f"{type(model).__name__} returned no attention weights; load it with attn_implementation='eager'")
-    att = np.stack([a[0].float().numpy() for a in out.attentions])
-    neurons = [store[n][0].float().numpy() for n, _, _ in _mlp_modules(model) if n in store]
+    sm = _sm(model, tokenizer)
+    L = sm.adapter.n_layers
+    have = set(sm.site_names())
+    pats = [f"blocks.{i}.attn.hook_pattern" for i in range(L)]
+    mlps = [f"blocks.{i}.mlp.hook_post" for i in range(L) if f"blocks.{i}.mlp.hook_post" in have]
+    resid, cache = _residuals(model, x, pats + mlps)
+    att = np.stack([cache[n][0].float().numpy() for n in pats])
+    neurons = [cache[n][0].float().numpy() for n in mlps]
     lens = None
     if _is_causal(model):
         with torch.no_grad():
-            lens = [_top(lg, tokenizer, top_k) for lg in _lens_logits(model, [h[0] for h in out.hidden_states])]
+            lens = [_top(lg, tokenizer, top_k) for lg in _lens_logits(model, resid)]
     return Trace(_tok_strings(tokenizer, ids), att, neurons, lens)
 
 
@@ -192,11 +137,7 @@ def logit_lens(model, tokenizer, text: str, target: str, position: int = -1):
     ids = _encode(tokenizer, text, _context(model, tokenizer))
     x = torch.tensor([ids])
     with torch.no_grad():
-        if _is_toy(model):
-            _, cache = model.run_with_cache(x)
-            resid = [cache["blocks.0.resid_pre"][0]] + [cache[f"blocks.{i}.resid_post"][0] for i in range(model.cfg.n_layers)]
-        else:
-            resid = [h[0] for h in model(input_ids=x, output_hidden_states=True).hidden_states]
+        resid, _ = _residuals(model, x)
         rows = []
         for i, lg in enumerate(_lens_logits(model, [r[position] for r in resid])):
             lg = lg.float()
@@ -240,11 +181,7 @@ def induction_lens(model, tokenizer, *, n_texts: int = 8, length: int = 15, seed
         texts.append(ids)
         x = torch.tensor([ids])
         with torch.no_grad():
-            if _is_toy(model):
-                _, cache = model.run_with_cache(x)
-                resid = [cache["blocks.0.resid_pre"][0]] + [cache[f"blocks.{i}.resid_post"][0] for i in range(model.cfg.n_layers)]
-            else:
-                resid = [h[0] for h in model(input_ids=x, output_hidden_states=True).hidden_states]
+            resid, _ = _residuals(model, x)
             preds = [lg.argmax(-1) for lg in _lens_logits(model, resid)]
         nxt = torch.tensor(ids[1:])
         first = slice(len(start), len(start) + length - 1)            # predicting r[1:] inside the first copy
