@@ -258,14 +258,11 @@ def test_hf_encoder_downloads_and_matches_the_embedded_one(hub_server):
     assert (hub_server.cache / "models--sentence-transformers--all-MiniLM-L6-v2" / "refs" / "main").is_file()
 
 
-# lm_experiments compares MODEL with OTHER_MODEL on a probe built from MODEL's tokenizer, so both change:
-# with MODEL alone online its cell `scores = lm.compare_scores([OTHER_MODEL, MODEL], ...)` fails (the toy
-# OTHER_MODEL cannot read SmolLM2 tokens: "ValueError: unknown toy token(s)"). The baseline is a random-init
-# Llama with the same tokenizer, so the notebook's final claim (MODEL expects the repeat far more) is tested.
+# One parameter each: the model. lm_experiments compares MODEL with the 1-layer toy at the text level, so the
+# toy OTHER_MODEL stays as it is.
 NOTEBOOK_PARAMS = {
-    "model_explorer": [('CAUSAL_MODEL = "toy:attn-only-2l"', 'CAUSAL_MODEL = "hf:HuggingFaceTB/SmolLM2-135M-Instruct"')],
-    "lm_experiments": [('MODEL = "toy:attn-only-2l"', 'MODEL = "hf:HuggingFaceTB/SmolLM2-135M-Instruct"'),
-                       ('OTHER_MODEL = "toy:attn-only-1l"', 'OTHER_MODEL = "hf:interplab-tests/random-llama-2l"')],
+    "model_explorer": [('CAUSAL_MODEL = "smollm2"', 'CAUSAL_MODEL = "hf:HuggingFaceTB/SmolLM2-135M-Instruct"')],
+    "lm_experiments": [('MODEL = "smollm2"', 'MODEL = "hf:HuggingFaceTB/SmolLM2-135M-Instruct"')],
 }
 
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL_RUNS = {
     "explanations_text": {},
     "probes_and_saes": {},
-    "text_info_extraction": {"HH_SPLIT": "test", "ETHICS_SPLIT": "test"},
+    "text_info_extraction": {"HH_SUBSET": "harmless-base", "HH_SPLIT": "test", "ETHICS_SPLIT": "test"},
     "inverse_scaling": {"published_dir": "{data}/inverse-scaling-eval-pipeline/results"},
     "attention_bertviz": {},
 }
