@@ -124,7 +124,6 @@ def open_offline(browser):
         p.close()
 
 
-<<<<<<< HEAD
 @pytest.fixture(scope="session")
 def smollm2():
     """The embedded causal LM SmolLM2-135M-Instruct and its tokenizer, loaded once per test session
@@ -132,7 +131,8 @@ def smollm2():
     from interplab.models import load_causal_lm
 
     return load_causal_lm("smollm2")
-=======
+
+
 # ---------------------------------------------------------------- a Hub-compatible server on loopback
 
 #: the Hub repo ids, paths and revisions (../shared/datasets/HUB.md) whose real files are in shared_data
@@ -229,4 +229,3 @@ def hub_server(shared_data, tmp_path, monkeypatch, random_lm_folder):
     srv.cache = cache
     yield srv
     srv.kill()
->>>>>>> hub

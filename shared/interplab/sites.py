@@ -254,6 +254,20 @@ def adapter(model) -> Adapter:
     return a
 
 
+def context_length(model) -> int | None:
+    """The longest token sequence ``model`` takes: its adapter's ``n_ctx``; for a model the adapter does
+    not know (a custom architecture scored through ``interplab.evals``), its config's position limit or None."""
+    try:
+        return adapter(model).n_ctx
+    except TypeError:
+        cfg = getattr(model, "config", None) or getattr(model, "cfg", None)
+        for attr in ("n_positions", "max_position_embeddings", "n_ctx", "max_seq_len"):
+            v = getattr(cfg, attr, None) if cfg is not None else None
+            if isinstance(v, int) and v > 0:
+                return v
+        return None
+
+
 def _make_adapter(model) -> Adapter:
     from .features.activations import model_name
 

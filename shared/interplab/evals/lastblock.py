@@ -25,24 +25,27 @@ class _ReachedLastBlock(Exception):
 def _arch(model):
     """(base model, its blocks, final norm, block runner) for a supported model, else None.
 
-    The only place that knows module paths (``transformer.h``, ``gpt_neox.layers``, ``model.layers``)."""
+    Blocks and norm come from the one architecture adapter (``interplab.sites.adapter``); this module
+    only checks that the last block has the projections its runner reads."""
+    from ..sites import adapter
+
     cfg = getattr(model, "config", None)
-    kind = getattr(cfg, "model_type", None)
-    if kind == "gpt2" and not getattr(cfg, "add_cross_attention", False):
-        base = getattr(model, "transformer", None)
-        blocks = getattr(base, "h", None)
-        if blocks and all(hasattr(blocks[-1].attn, a) for a in ("c_attn", "c_proj", "num_heads", "scaling")):
-            return base, blocks, base.ln_f, _gpt2_block
-    if kind == "gpt_neox":
-        base = getattr(model, "gpt_neox", None)
-        blocks = getattr(base, "layers", None)
-        if blocks and all(hasattr(blocks[-1].attention, a) for a in ("query_key_value", "dense", "head_size", "scaling")):
-            return base, blocks, base.final_layer_norm, _neox_block
-    if kind == "llama":
-        base = getattr(model, "model", None)
-        blocks = getattr(base, "layers", None)
-        if blocks and all(hasattr(blocks[-1].self_attn, a) for a in ("q_proj", "k_proj", "v_proj", "o_proj", "head_dim")):
-            return base, blocks, base.norm, _llama_block
+    try:
+        a = adapter(model)
+    except TypeError:
+        return None
+    if a.kind != "causal" or not a.blocks:
+        return None
+    last = a.blocks[-1]
+    if a.family == "gpt2" and not getattr(cfg, "add_cross_attention", False):
+        if all(hasattr(last.attn, x) for x in ("c_attn", "c_proj", "num_heads", "scaling")):
+            return a.base, a.blocks, a.final_norm, _gpt2_block
+    if a.family == "gpt_neox":
+        if all(hasattr(last.attention, x) for x in ("query_key_value", "dense", "head_size", "scaling")):
+            return a.base, a.blocks, a.final_norm, _neox_block
+    if a.family == "llama" and getattr(cfg, "model_type", None) == "llama":
+        if all(hasattr(last.self_attn, x) for x in ("q_proj", "k_proj", "v_proj", "o_proj", "head_dim")):
+            return a.base, a.blocks, a.final_norm, _llama_block
     return None
 
 

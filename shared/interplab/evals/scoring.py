@@ -77,13 +77,10 @@ def split_boundary(prompt: str, cont: str) -> tuple[str, str]:
 
 
 def max_length(model) -> int | None:
-    """The longest sequence the model takes (n_positions / max_position_embeddings / n_ctx), if known."""
-    cfg = getattr(model, "config", None) or getattr(model, "cfg", None)
-    for attr in ("n_positions", "max_position_embeddings", "n_ctx", "max_seq_len"):
-        v = getattr(cfg, attr, None) if cfg is not None else None
-        if isinstance(v, int) and v > 0:
-            return v
-    return None
+    """The longest sequence the model takes (asked of the one architecture adapter, ``interplab.sites``)."""
+    from ..sites import context_length
+
+    return context_length(model)
 
 
 @dataclass

@@ -405,13 +405,9 @@ class LocalBackend:
             return self._tok.decode(ids)
 
     def _ctx(self) -> int | None:
-        m = self._model
-        for obj, attr in ((getattr(m, "cfg", None), "n_ctx"), (getattr(m, "config", None), "n_positions"),
-                          (getattr(m, "config", None), "max_position_embeddings"), (m, "n_ctx")):
-            v = getattr(obj, attr, None) if obj is not None else None
-            if isinstance(v, int) and v > 0:
-                return v
-        return None
+        from ..sites import context_length
+
+        return context_length(self._model)
 
     def _is_hf(self) -> bool:
         return hasattr(self._model, "config") and hasattr(self._model, "generate")
