@@ -517,3 +517,14 @@ def test_agreement_and_stability_over_many_texts(tfidf, imdb):
     assert list(st["text"]) == [0, 1] and st["top5_jaccard"].between(0, 1).all()
     with pytest.raises(ValueError, match="at least two explainers"):
         explain.agreement_over(texts, {"lime": fns["lime"]})
+
+
+def test_text_classifier_progress_false_draws_no_bar_while_fitting(capsys):
+    """progress=False reaches the head's fit too (it used to draw an 'embedding' bar while training)."""
+    from interplab import explain
+
+    texts = [f"review number {i}: {'great fun' if i % 2 else 'dull and slow'}" for i in range(8)]
+    clf = explain.text_classifier("minilm", texts=texts, labels=[i % 2 for i in range(8)], batch_size=2, progress=False)
+    clf.predict_proba(texts[:4])
+    err = capsys.readouterr().err
+    assert "embedding" not in err and "it/s" not in err and "text/s" not in err, err

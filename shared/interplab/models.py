@@ -286,7 +286,8 @@ def load_encoder(name: str | None = None, *, attentions: bool = True, device: st
     path = str(embedded_encoder_path()) if spec.backend == "embedded" else spec.id
     kwargs = {"attn_implementation": "eager"} if attentions else {}
     tokenizer = _from_pretrained(AutoTokenizer, path)
-    model = _from_pretrained(AutoModel, path, **kwargs)
+    with _quiet_transformers():  # no "Loading weights" bar for the kit's own loads
+        model = _from_pretrained(AutoModel, path, **kwargs)
     model.eval().to(device)
     model.interplab_name = str(spec)
     return model, tokenizer
@@ -353,7 +354,8 @@ def load_classifier(name: str, *, device: str = "cpu"):
     if spec.backend != "hf":
         raise ModelNotAvailableError(f"{str(spec)!r} is not a Hugging Face sequence classifier")
     tokenizer = _from_pretrained(AutoTokenizer, spec.id)
-    model = _from_pretrained(AutoModelForSequenceClassification, spec.id)
+    with _quiet_transformers():
+        model = _from_pretrained(AutoModelForSequenceClassification, spec.id)
     model.eval().to(device)
     model.interplab_name = str(spec)
     return model, tokenizer

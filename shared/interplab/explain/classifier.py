@@ -273,8 +273,8 @@ class EncoderClassifier:
         """Sentence embeddings of ``texts`` (batched, deduplicated, length-sorted), shape (n, hidden)."""
         return batched_map(self.embed_batch, texts, batch_size=self.batch_size, progress=progress, desc="embedding")
 
-    def fit(self, texts, labels) -> "EncoderClassifier":
-        """Embed ``texts`` and fit the logistic-regression head on ``labels``."""
+    def fit(self, texts, labels, *, progress: bool | None = None) -> "EncoderClassifier":
+        """Embed ``texts`` and fit the logistic-regression head on ``labels`` (``progress`` as in :meth:`embed`)."""
         from sklearn.linear_model import LogisticRegression
 
         texts = _as_texts(texts)
@@ -283,7 +283,7 @@ class EncoderClassifier:
             raise ValueError(f"{len(texts)} texts but {len(y)} labels")
         if len(np.unique(y)) < 2:
             raise ValueError("labels must contain at least two classes to train a classifier")
-        X = self.embed(texts)
+        X = self.embed(texts, progress=progress)
         self.head = LogisticRegression(C=self.C, max_iter=2000).fit(X, y)
         if self.class_names is None:
             self.class_names = [str(c) for c in self.head.classes_]
@@ -337,6 +337,6 @@ def text_classifier(model: str | None = None, *, texts=None, labels=None, class_
         raise ValueError(f"{str(spec)!r} is an encoder without a classification head: pass texts= and labels= to train one")
     enc, tok = models.load_encoder(model, attentions=False, device=device)
     clf = EncoderClassifier(enc, tok, batch_size=DEFAULT_BATCH if batch_size is None else batch_size, class_names=class_names,
-                            precision=precision).fit(texts, labels)
+                            precision=precision).fit(texts, labels, progress=progress)
     clf.name = f"{spec} + logistic regression ({clf.precision})"
     return wrap_classifier(clf, progress=progress)
