@@ -21,7 +21,9 @@ REAL_RUNS = {
     "explanations_text": {},
     "probes_and_saes": {},
     "text_info_extraction": {"HH_SUBSET": "harmless-base", "HH_SPLIT": "test", "ETHICS_SPLIT": "test"},
-    "inverse_scaling": {"published_dir": "{data}/inverse-scaling-eval-pipeline/results"},
+    # the prize winners' files are not in the shared folder: the pipeline's real prize-format data is
+    "inverse_scaling": {"published_dir": "{data}/inverse-scaling-eval-pipeline/results",
+                        "TASKS": ["induction", "{data}/inverse-scaling-eval-pipeline/data/sentiment_analysis.csv"]},
     "attention_bertviz": {},
 }
 
@@ -45,7 +47,12 @@ def with_real_parameters(nb, overrides: dict, data: Path):
     if idx is None or not overrides:
         return {}
     names = _assigned(nb.cells[idx].source)
-    applied = {k: (v.format(data=data) if isinstance(v, str) else v) for k, v in overrides.items() if k in names}
+    def fill(v):
+        if isinstance(v, str):
+            return v.format(data=data)
+        return [fill(x) for x in v] if isinstance(v, list) else v
+
+    applied = {k: fill(v) for k, v in overrides.items() if k in names}
     if applied:
         cell = nbformat.v4.new_code_cell("# injected by tests/test_notebooks_real.py: real-data parameters\n"
                                          + "\n".join(f"{k} = {v!r}" for k, v in applied.items()))
