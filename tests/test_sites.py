@@ -291,3 +291,19 @@ def test_head_scores_find_smollm2_induction_heads(smol):
     print(f"smollm2 best induction head L{layer}H{head}: {ind.values.max():.2f} (mean over heads {ind.values.mean():.3f})")
     assert ind.shape == (30, 9) and ind.values.max() > 0.5 and ind.values.mean() < 0.2
     assert 10 <= layer <= 29
+
+
+def test_nested_hooks_on_one_toy_site_both_run():
+    """An inner hooks(...) on a site an outer hooks(...) already holds chains after it on toys (it used to drop it)."""
+    import torch
+
+    from interplab import sites, toy
+
+    model, tok = toy.load("attn-only-1l")
+    sm = sites.wrap(model, tok)
+    tokens = torch.randint(0, model.cfg.d_vocab, (1, 6))
+    seen = []
+    site = "blocks.0.hook_resid_post"
+    with sm.hooks(fwd_hooks=[(site, lambda a, hook: seen.append("outer") or a * 0)]):
+        logits, cache = sm.run_with_cache(tokens, names=[site])
+    assert seen == ["outer"] and torch.count_nonzero(cache[site]) == 0

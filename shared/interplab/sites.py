@@ -561,7 +561,16 @@ class SiteModel:
             run = self._site_fn(site, fns, cache, site in cache_set, grad)
             toy_hooks[_toy_name(site)] = (lambda x, _n, run=run: run(x))
         old = model._hooks
-        model._hooks = {**old, **toy_hooks} if old else toy_hooks
+        if old:  # an outer hooks(...) on the same site runs first (chained, not dropped)
+            for name, new in list(toy_hooks.items()):
+                outer = old.get(name) if hasattr(old, "get") else None
+                if outer is not None:
+                    def chained(x, n, outer=outer, new=new):
+                        y = outer(x, n)
+                        return new(x if y is None else y, n)
+                    toy_hooks[name] = chained
+            toy_hooks = {**old, **toy_hooks}
+        model._hooks = toy_hooks
         try:
             yield
         finally:
