@@ -910,7 +910,7 @@ def layered_positions(vertices, image_shape=None, G=None) -> dict[int, tuple[flo
             h, w = image_shape
             for vid, idx in zip(layer["id"], layer["index"]):
                 r, c = divmod(int(idx), w)
-                pos[int(vid)] = (0.1 + 0.8 * c / max(w - 1, 1), 1 - r / max(h - 1, 1))
+                pos[int(vid)] = (_PIXELS_X0 + (w / h) * c / max(w - 1, 1), 1 - r / max(h - 1, 1))
             continue
         ids = [int(i) for i in layer.sort_values("index")["id"]]
         if G is not None and 0 < l < n_layers - 1:
@@ -923,8 +923,18 @@ def layered_positions(vertices, image_shape=None, G=None) -> dict[int, tuple[flo
             ids = sorted(ids, key=key)
         n = len(ids)
         for rank, vid in enumerate(ids):
-            pos[vid] = (1.5 * l, 1 - (rank + 0.5) / max(n, 1))
+            pos[vid] = (_column_x(l, image_shape), 1 - (rank + 0.5) / max(n, 1))
     return pos
+
+
+# Pixels fill a block of height 1 and width w/h (drawn with equal aspect, so the digit keeps its shape);
+# every later layer is a column to its right.
+_PIXELS_X0, _COLUMN_GAP = 0.0, 0.75
+
+
+def _column_x(layer: int, image_shape=None) -> float:
+    width = image_shape[1] / image_shape[0] if image_shape is not None and len(image_shape) == 2 else 0.0
+    return _PIXELS_X0 + width + _COLUMN_GAP * layer
 
 
 def draw(G, vertices=None, image_shape=None, ax=None, title: str = "", max_width: float = 2.0, node_size: float = 6,
@@ -936,15 +946,15 @@ def draw(G, vertices=None, image_shape=None, ax=None, title: str = "", max_width
     import pandas as pd
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 5))
+        _, ax = plt.subplots(figsize=(8, 3.6))
     if vertices is None:
         vertices = pd.DataFrame([{"id": n, "layer": d.get("layer", 0), "index": d.get("index", 0)} for n, d in G.nodes(data=True)])
     pos = layered_positions(vertices, image_shape, G)
     if image is not None and image_shape is not None and len(image_shape) == 2:
         h, w = image_shape
-        dx, dy = 0.4 / max(w - 1, 1), 0.5 / max(h - 1, 1)
-        ax.imshow(np.asarray(image).reshape(h, w), cmap="gray_r", alpha=0.35, extent=(0.1 - dx, 0.9 + dx, -dy, 1 + dy),
-                  interpolation="nearest", zorder=0)
+        dx, dy = 0.5 * (w / h) / max(w - 1, 1), 0.5 / max(h - 1, 1)
+        ax.imshow(np.asarray(image).reshape(h, w), cmap="gray_r", alpha=0.35,
+                  extent=(_PIXELS_X0 - dx, _PIXELS_X0 + w / h + dx, -dy, 1 + dy), interpolation="nearest", zorder=0)
     edges = list(G.edges(data=True))
     if edges:
         sign_key = "flow" if "flow" in edges[0][2] else "weight"
@@ -961,6 +971,6 @@ def draw(G, vertices=None, image_shape=None, ax=None, title: str = "", max_width
         x, y = pos[n]
         ax.text(x + 0.08, y, str(G.nodes[n].get("index")), va="center", fontsize=8)
     ax.set_title(title)
-    ax.set_aspect("auto")
+    ax.set_aspect("equal")  # pixels square, as in the image
     ax.axis("off")
     return ax

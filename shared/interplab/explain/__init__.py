@@ -26,8 +26,8 @@ from .attribution import Attribution
 from .classifier import BatchedClassifier, EncoderClassifier, batched_map, text_classifier, wrap_classifier
 from .faithfulness import (Faithfulness, MinimalPairs, delete_words, deletion_effects, faithfulness,
                            minimal_pairs)
-from .render import (attribution_html, compare_html, eli5_html, plot_comparison, plot_stability, plot_text,
-                     plot_weights)
+from .render import (attribution_html, compare_html, eli5_html, overlapping_texts, plot_comparison, plot_stability,
+                     plot_text, plot_waterfall, plot_weights)
 from .tabular import (global_rankings, lime_ranking, lime_tabular, linear_baseline, model_output, permutation_ranking,
                       ranking_agreement, shap_values)
 from .text import (METHODS, Stability, agreement_over, compare, explain_text, rank_correlation, stability,
@@ -36,7 +36,7 @@ from .text import (METHODS, Stability, agreement_over, compare, explain_text, ra
 __all__ = [
     "Attribution", "BatchedClassifier", "agreement_over", "stability_over", "EncoderClassifier", "METHODS", "Stability", "attribution_html",
     "batched_map", "compare", "compare_html", "eli5_html", "explain_text", "global_rankings", "lime_ranking",
-    "lime_tabular", "linear_baseline", "model_output", "permutation_ranking", "plot_comparison", "plot_stability", "plot_text", "plot_weights",
+    "lime_tabular", "linear_baseline", "model_output", "permutation_ranking", "plot_comparison", "plot_stability", "plot_text", "plot_weights", "plot_waterfall", "overlapping_texts",
     "rank_correlation", "ranking_agreement", "shap_values", "stability", "text_classifier", "top_overlap",
     "wrap_classifier", "Faithfulness", "MinimalPairs", "delete_words", "deletion_effects", "faithfulness",
     "minimal_pairs",

@@ -240,3 +240,43 @@ def plot_stability(stab, ax=None, k: int | None = None):
     ax.legend(fontsize=8)
     ax.set_title(f"{stab.method}: weights across seeds and sample counts", fontsize=10)
     return ax
+
+
+def plot_waterfall(explanation, max_display: int = 8, title: str = ""):
+    """SHAP's waterfall for one row, laid out so no label overlaps another; returns the figure.
+
+    ``shap.plots.waterfall`` writes a short bar's value beside it, and next to the axis edge that text
+    runs into the feature names; the x-range is widened until every value label clears them, and the
+    title is lifted above the ``f(x)`` label that SHAP draws on a second axis at the top."""
+    import matplotlib.pyplot as plt
+    import shap
+
+    shap.plots.waterfall(explanation, max_display=max_display, show=False)
+    fig = plt.gcf()
+    axes = fig.axes
+    for _ in range(6):
+        if not overlapping_texts(fig):
+            break
+        lo, hi = axes[0].get_xlim()
+        for a in axes:  # SHAP's twin axes (E[f(X)], f(x) ticks) share the main axis' range
+            a.set_xlim(lo - 0.12 * (hi - lo), hi)
+    if title:
+        axes[0].set_title(title, pad=24)
+    fig.tight_layout()
+    return fig
+
+
+def overlapping_texts(fig) -> list[tuple[str, str]]:
+    """Pairs of drawn texts whose boxes overlap: a free label (value labels, titles) against another free
+    label or a tick label. Tick labels are not compared with each other: SHAP overlays a grey
+    "value = name" tick with a black "name" tick on purpose."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+
+    def shown(ts):
+        return [(t.get_text(), t.get_window_extent(renderer)) for t in ts if t.get_visible() and t.get_text().strip()]
+
+    free = shown([t for a in fig.axes for t in [*a.texts, a.title]])
+    ticks = shown([t for a in fig.axes for t in [*a.get_yticklabels(), *a.get_xticklabels()]])
+    pairs = [(s, u) for i, (s, b) in enumerate(free) for u, c in free[i + 1:] if b.overlaps(c)]
+    return pairs + [(s, u) for s, b in free for u, c in ticks if b.overlaps(c)]
