@@ -1,0 +1,47 @@
+"""Every notebook in the README catalogue runs top to bottom offline, through the gallery's runner
+(the one ``make demo`` uses), and what it leaves behind is what a reader should see.
+
+One execution per notebook serves three checks: the notebook runs without an error (its last cell
+asserts its key results); its executed output is clean (``gallery.scan``: no progress bar below
+100 %, no warning the kit could have prevented); and its gallery card has what the index shows (a
+thumbnail from the ``gallery-figure`` cell and the printed key results). The executed copies, pages
+and an index are left in ``build/test-gallery/`` for inspection.
+"""
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from interplab import gallery
+from interplab.config import repo_root
+from interplab.notebooks import catalogue
+
+ROOT = repo_root()
+OUT = ROOT / "build" / "test-gallery"
+RESULTS: dict[str, gallery.Result] = {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", [e.path for e in catalogue()], ids=lambda p: p.split("/")[-1].removesuffix(".ipynb"))
+def test_notebook_runs_clean_with_a_full_card(path):
+    nb_path = ROOT / path
+    r = gallery.execute(nb_path, OUT)
+    RESULTS[path] = r
+    assert r.ok, f"{path} failed at {r.error} (executed copy: {OUT / nb_path.name})"
+    problems = gallery.scan(nbformat.read(OUT / nb_path.name, as_version=4))
+    assert problems == [], f"{path}: what a reader should not see:\n" + "\n".join(problems)
+    assert r.results, f"{path}: its last cell prints no key results for the gallery card"
+    tagged = any(gallery.FIGURE_TAG in c.get("metadata", {}).get("tags", [])
+                 for c in nbformat.read(nb_path, as_version=4).cells)
+    assert tagged, f"{path}: no cell is tagged {gallery.FIGURE_TAG!r} (the card's thumbnail)"
+    assert r.figure and (OUT / r.figure).stat().st_size > 1000, f"{path}: the {gallery.FIGURE_TAG!r} cell drew no figure"
+
+
+def test_index_of_the_notebooks_run():
+    """The index of what this session ran (all of the catalogue when the slow tests ran)."""
+    if not RESULTS:
+        pytest.skip("no notebook ran in this session (run without -m 'not slow')")
+    index = gallery.write_index(list(RESULTS.values()), OUT)
+    text = index.read_text(encoding="utf-8")
+    for path, r in RESULTS.items():
+        assert f"{path.split('/')[-1].removesuffix('.ipynb')}.html" in text
