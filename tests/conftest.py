@@ -15,7 +15,7 @@ SHARED_DATA = Path(os.environ.get("INTERPLAB_TEST_DATA", ROOT.parent / "shared" 
 @pytest.fixture(autouse=True, scope="session")
 def _session_cache(tmp_path_factory):
     """Tests never use the user's cache: `make test` points INTERPLAB_CACHE at build/test-cache (shared
-    with the nbval run, so toy models train once); otherwise a temporary folder. A test that needs an
+    with the notebook runs, so toy models train once); otherwise a temporary folder. A test that needs an
     empty cache sets INTERPLAB_CACHE itself with monkeypatch."""
     old = os.environ.get("INTERPLAB_CACHE")
     if not old:

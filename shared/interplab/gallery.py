@@ -66,8 +66,8 @@ def execute(path: Path, out_dir: Path, timeout: int = 900, cold: bool = False) -
     title = next((l[2:].strip() for l in nb.cells[0].source.splitlines() if l.startswith("# ")), path.stem)
     start, error = time.perf_counter(), ""
     with tempfile.TemporaryDirectory(prefix="interplab-kernel-") as sockets:
-        client = NotebookClient(nb, km=_kernel_manager(Path(sockets)), timeout=timeout,
-                                resources={"metadata": {"path": str(path.parent)}})
+        km = _kernel_manager(Path(sockets))
+        client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(path.parent)}})
         try:
             client.execute()
         except CellExecutionError as exc:
@@ -76,6 +76,9 @@ def execute(path: Path, out_dir: Path, timeout: int = 900, cold: bool = False) -
             error = f"cell {failed}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}"
         except Exception as exc:  # kernel died, timeout...
             error = f"{type(exc).__name__}: {exc}"
+        finally:  # nbclient leaves a kernel it did not create running: stop it, or every notebook's stays up
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
     seconds = time.perf_counter() - start
     finish_progress_bars(nb)
     out_dir.mkdir(parents=True, exist_ok=True)
