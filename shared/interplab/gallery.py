@@ -157,7 +157,10 @@ def last_cell_lines(nb) -> list[str]:
 
 
 #: warnings that may remain in executed output, each with why the kit does not prevent it
-ALLOWED_WARNINGS: dict[str, str] = {}
+ALLOWED_WARNINGS: dict[str, str] = {
+    r"FewTextsWarning": "deliberate: topic models of fewer than 200 texts (the offline SAMPLE) are noise, and the "
+                        "reader must be told so where the topics are shown",
+}
 _WARNING = re.compile(r"\b\w*(Warning|WARNING)\b|\bwarn(ing)?:", re.I)
 
 
