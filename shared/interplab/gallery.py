@@ -34,6 +34,7 @@ _CDN_REQUIRE = re.compile(r'<script[^>]+src="https://[^"]*require(?:\.min)?\.js"
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 _BAR = re.compile(r"\d+%\|")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes in a kernel traceback
 
 
 @dataclass
@@ -73,7 +74,8 @@ def execute(path: Path, out_dir: Path, timeout: int = 900, cold: bool = False) -
         except CellExecutionError as exc:
             failed = next((i for i, c in enumerate(nb.cells)
                            if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
-            error = f"cell {failed}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}"
+            text = _ANSI.sub("", str(exc)).strip()
+            error = f"cell {failed}: {text.splitlines()[-1] if text else type(exc).__name__}"
         except Exception as exc:  # kernel died, timeout...
             error = f"{type(exc).__name__}: {exc}"
         finally:  # nbclient leaves a kernel it did not create running: stop it, or every notebook's stays up
