@@ -1,13 +1,16 @@
-"""Matplotlib figures the notebooks share: static pictures that survive GitHub preview and PDF export.
+"""Matplotlib figures the notebooks share, and the figure helpers the kit's modules share: static pictures
+that survive GitHub preview and PDF export.
 
-Each function draws on ``ax`` when given (so notebooks can compose panels) and returns the Axes.
+Each function draws on ``ax`` when given (so notebooks can compose panels) and returns the Axes; ``axes``
+is that rule, ``text_color`` picks readable annotation colours.
 """
 from __future__ import annotations
 
 import numpy as np
 
 
-def _axes(ax, figsize=(6, 5)):
+def axes(ax=None, figsize=(6, 5)):
+    """``ax``, or the Axes of a new ``figsize`` figure when it is None: how every kit figure takes ``ax=``."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -29,7 +32,7 @@ def attention_heatmap(att, layer: int, head: int, ax=None, cmap: str = "viridis"
     a = np.asarray(att.attentions)
     if not (0 <= layer < a.shape[0] and 0 <= head < a.shape[1]):
         raise IndexError(f"layer {layer}, head {head} out of range for {a.shape[0]} layers x {a.shape[1]} heads")
-    ax = _axes(ax, figsize=(0.35 * len(att.tokens) + 2, 0.35 * len(att.tokens) + 1.5))
+    ax = axes(ax, figsize=(0.35 * len(att.tokens) + 2, 0.35 * len(att.tokens) + 1.5))
     im = ax.imshow(a[layer, head], cmap=cmap, vmin=0, vmax=1)
     ax.set_xticks(range(len(att.tokens)), att.tokens, rotation=90, fontsize=8)
     ax.set_yticks(range(len(att.tokens)), att.tokens, fontsize=8)
@@ -43,7 +46,7 @@ def attention_heatmap(att, layer: int, head: int, ax=None, cmap: str = "viridis"
 def score_heatmap(scores, title: str = "", ax=None, cmap: str = "magma", vmin=None, vmax=None, fmt: str = ".2f"):
     """A layers x heads table of scores (a DataFrame from ``head_scores``/``entropy``) as an annotated heatmap."""
     values = np.asarray(scores, dtype=float)
-    ax = _axes(ax, figsize=(0.55 * values.shape[1] + 2, 0.45 * values.shape[0] + 1.5))
+    ax = axes(ax, figsize=(0.55 * values.shape[1] + 2, 0.45 * values.shape[0] + 1.5))
     im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks(range(values.shape[1]))
     ax.set_yticks(range(values.shape[0]))
