@@ -11,6 +11,8 @@ still run, and the command exits non-zero.
 Executed output is cleaned the way a reader needs it: progress bars show their final state
 (tqdm's widget bars are otherwise saved at 0 %), bars over zero items are dropped, carriage-return
 text bars are collapsed, and kernels talk over IPC (no TCP-transport warning per notebook).
+
+Repository tooling behind the ``interplab`` command, not one of the kit's public modules (``interplab.__all__``).
 """
 from __future__ import annotations
 
