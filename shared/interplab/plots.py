@@ -2,7 +2,8 @@
 that survive GitHub preview and PDF export.
 
 Each function draws on ``ax`` when given (so notebooks can compose panels) and returns the Axes; ``axes``
-is that rule, ``text_color`` picks readable annotation colours.
+is that rule, ``text_color`` picks readable annotation colours and ``overlapping_texts`` finds labels
+drawn over each other.
 """
 from __future__ import annotations
 
@@ -25,6 +26,22 @@ def text_color(image, value) -> str:
         return "black"
     r, g, b, _ = image.cmap(image.norm(value))
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+
+
+def overlapping_texts(fig) -> list[tuple[str, str]]:
+    """Pairs of drawn texts whose boxes overlap: a free label (value labels, titles) against another free
+    label or a tick label. Tick labels are not compared with each other: SHAP overlays a grey
+    "value = name" tick with a black "name" tick on purpose."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+
+    def shown(ts):
+        return [(t.get_text(), t.get_window_extent(renderer)) for t in ts if t.get_visible() and t.get_text().strip()]
+
+    free = shown([t for a in fig.axes for t in [*a.texts, a.title]])
+    ticks = shown([t for a in fig.axes for t in [*a.get_yticklabels(), *a.get_xticklabels()]])
+    pairs = [(s, u) for i, (s, b) in enumerate(free) for u, c in free[i + 1:] if b.overlaps(c)]
+    return pairs + [(s, u) for s, b in free for u, c in ticks if b.overlaps(c)]
 
 
 def attention_heatmap(att, layer: int, head: int, ax=None, cmap: str = "viridis"):

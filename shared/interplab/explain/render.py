@@ -11,7 +11,7 @@ import html as _html
 
 import numpy as np
 
-from ..plots import axes
+from ..plots import axes, overlapping_texts
 
 POS_RGB = (26, 133, 74)    # green: pushes towards the explained class
 NEG_RGB = (214, 39, 40)    # red: pushes away from it
@@ -258,19 +258,3 @@ def plot_waterfall(explanation, max_display: int = 8, title: str = ""):
         axes[0].set_title(title, pad=24)
     fig.tight_layout()
     return fig
-
-
-def overlapping_texts(fig) -> list[tuple[str, str]]:
-    """Pairs of drawn texts whose boxes overlap: a free label (value labels, titles) against another free
-    label or a tick label. Tick labels are not compared with each other: SHAP overlays a grey
-    "value = name" tick with a black "name" tick on purpose."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-
-    def shown(ts):
-        return [(t.get_text(), t.get_window_extent(renderer)) for t in ts if t.get_visible() and t.get_text().strip()]
-
-    free = shown([t for a in fig.axes for t in [*a.texts, a.title]])
-    ticks = shown([t for a in fig.axes for t in [*a.get_yticklabels(), *a.get_xticklabels()]])
-    pairs = [(s, u) for i, (s, b) in enumerate(free) for u, c in free[i + 1:] if b.overlaps(c)]
-    return pairs + [(s, u) for s, b in free for u, c in ticks if b.overlaps(c)]
