@@ -33,7 +33,7 @@ does not import torch.
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import exports
 
 _EXPORTS = {
     "schema": ("CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "VERTEX_COLUMNS", "EDGE_COLUMNS", "ARCHS",
@@ -52,14 +52,4 @@ _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = sorted(_HOME)
 
-
-def __getattr__(name: str):
-    if name in _HOME:
-        value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(__all__) | set(_EXPORTS))
+__getattr__, __dir__ = exports(__name__, _HOME)
