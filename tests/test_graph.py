@@ -93,12 +93,13 @@ def test_prune_keeps_the_strongest_edges(mlp):
     assert last.sum() == 50 and (~last).sum() == 50
     all_last = edges[edges.to_id >= 564]
     assert per[last].weight.abs().min() >= np.sort(all_last.weight.abs().to_numpy())[-50]
-    assert graph.parse_keep("5%") == 0.05 and graph.parse_keep("2000") == 2000 and graph.parse_keep("0.1") == 0.1
+    parse_keep = _starter("to_graph.py").parse_keep  # the --prune flag's parser
+    assert parse_keep("5%") == 0.05 and parse_keep("2000") == 2000 and parse_keep("0.1") == 0.1
     for bad in (0, -3, 1.5):
         with pytest.raises(ValueError, match="keep must be"):
             graph.prune(edges, bad)
     with pytest.raises(ValueError, match="--prune"):
-        graph.parse_keep("many")
+        parse_keep("many")
     with pytest.raises(KeyError, match="flow"):
         graph.prune(edges, 10, by="flow")
 
@@ -249,13 +250,19 @@ class _Result:
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
-def _run(script, *args, cwd, capsys=None):
-    """Run a starter script's main(argv) in this process (same code as `python script ...`, no torch re-import)."""
+def _starter(script):
+    """A starter script imported as a module (its code runs as under `python script ...`, minus main())."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(f"starter_{Path(script).stem}", STARTER / script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def _run(script, *args, cwd, capsys=None):
+    """Run a starter script's main(argv) in this process (same code as `python script ...`, no torch re-import)."""
+    module = _starter(script)
     capsys.readouterr()
     rc = module.main(list(args))
     out = capsys.readouterr()
@@ -343,3 +350,30 @@ def test_backbone_is_a_connected_drawing_subgraph(mlp):
             assert (b[by] > 0).all()
     with pytest.raises(ValueError, match="sign"):
         graph.backbone(v, e, sign="up")
+
+
+def test_checkpoints_of_the_sequential_nets_still_load(tmp_path):
+    """model.pt files written when the nets were an nn.Sequential with attributes load into MLP / ConvNet unchanged."""
+    from collections import OrderedDict
+
+    from torch import nn
+
+    torch.manual_seed(4)
+    seq_mlp = nn.Sequential(OrderedDict([("flatten", nn.Flatten()), ("fc1", nn.Linear(64, 20)), ("relu1", nn.ReLU()),
+                                         ("fc2", nn.Linear(20, 10))]))
+    seq_cnn = nn.Sequential(OrderedDict([("unflatten", nn.Unflatten(1, (1, 8))), ("conv1", nn.Conv2d(1, 4, 3, padding=1)),
+                                         ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2, ceil_mode=True)),
+                                         ("gap", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("fc", nn.Linear(4, 10))]))
+    imgs = np.stack([_image((8, 8), seed=s) for s in range(4)])
+    for arch, seq, sizes, channels, cls in (("mlp", seq_mlp, [64, 20, 10], [], graph.MLP),
+                                            ("cnn", seq_cnn, [1, 4, 10], [4], graph.ConvNet)):
+        torch.save({"format": graph.CHECKPOINT_FORMAT, "version": 1, "arch": arch, "sizes": sizes, "channels": channels,
+                    "image_shape": [8, 8], "input_scale": 16.0, "meta": {"epochs": 2}, "state_dict": seq.state_dict()},
+                   tmp_path / f"{arch}.pt")
+        m = graph.load_model(tmp_path / f"{arch}.pt")
+        assert isinstance(m, cls) and m.arch == arch and m.sizes == sizes and m.image_shape == (8, 8)
+        assert m.input_scale == 16.0 and m.train_info == {"epochs": 2}
+        with torch.no_grad():
+            expected = seq(torch.from_numpy(imgs / 16.0).float()).numpy()
+        np.testing.assert_array_equal(graph.predict(m, imgs), expected)
+        assert list(m.state_dict()) == list(seq.state_dict())

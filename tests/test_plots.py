@@ -49,3 +49,33 @@ def test_shap_waterfall_labels_do_not_overlap():
         assert explain.overlapping_texts(fig) == [], row
         assert fig.axes[0].get_title() == f"row {row}"
         plt.close("all")
+
+
+def test_axes_draws_on_the_given_axes_or_a_new_figure_of_that_size():
+    import matplotlib.pyplot as plt
+
+    fig, given = plt.subplots()
+    assert plots.axes(given, (3, 2)) is given
+    new = plots.axes(None, (3, 2))
+    assert new is not given and tuple(new.figure.get_size_inches()) == (3.0, 2.0)
+    plt.close("all")
+
+
+def test_overlapping_texts_finds_labels_drawn_over_each_other_and_only_those():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.text(0.5, 0.5, "first label")
+    ax.text(0.52, 0.5, "second label")   # a few pixels to the right: overlaps "first label"
+    ax.text(0.1, 0.9, "far away")
+    ax.set_xticks([0.02], ["tick"])
+    ax.text(0.02, -0.06, "on the tick")  # drawn where the x tick label is
+    pairs = plots.overlapping_texts(fig)
+    assert ("first label", "second label") in pairs and ("on the tick", "tick") in pairs
+    assert not [p for p in pairs if "far away" in p]
+    ax.texts[1].set_position((0.5, 0.2))
+    ax.texts[3].set_visible(False)
+    assert plots.overlapping_texts(fig) == []
+    plt.close("all")

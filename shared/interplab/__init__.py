@@ -18,14 +18,13 @@ __version__ = "0.1.0"
 # Every public submodule; each is imported on first attribute access (PEP 562).
 _SUBMODULES = {
     "config",
+    "errors",
     "hub",
     "models",
+    "sites",
     "attention",
     "plots",
     "html",
-    "notebooks",
-    "gallery",
-    "cli",
     "data",
     "lm",
     "toy",
@@ -36,8 +35,11 @@ _SUBMODULES = {
     "atlas",
     "features",
     "explorer",
-    "starters",
+    "interventions",
 }
+# Repository tooling behind the ``interplab`` command (``notebooks``, ``gallery``, ``new``): importable and
+# reachable as attributes (a notebook's setup cell calls ``interplab.notebooks``), but not part of the kit's API.
+_TOOLING = {"notebooks", "gallery", "starters", "cli"}
 
 __all__ = sorted(_SUBMODULES) + ["__version__", "explore"]
 
@@ -50,7 +52,7 @@ def explore(model, text, *args, **kwargs):
 
 
 def __getattr__(name: str):
-    if name in _SUBMODULES:
+    if name in _SUBMODULES or name in _TOOLING:
         module = importlib.import_module(f"{__name__}.{name}")
         globals()[name] = module
         return module

@@ -4,6 +4,8 @@ Each subcommand lives in the module it belongs to and is imported only when used
 ``interplab --help`` is instant. A module adds a command by one line in ``COMMANDS``:
 ``name: ("module", "function", "one-line help")``; the function takes the remaining argv
 (a list of strings) and returns an exit code.
+
+Repository tooling behind the ``interplab`` command, not one of the kit's public modules (``interplab.__all__``).
 """
 from __future__ import annotations
 

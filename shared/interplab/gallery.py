@@ -11,6 +11,8 @@ still run, and the command exits non-zero.
 Executed output is cleaned the way a reader needs it: progress bars show their final state
 (tqdm's widget bars are otherwise saved at 0 %), bars over zero items are dropped, carriage-return
 text bars are collapsed, and kernels talk over IPC (no TCP-transport warning per notebook).
+
+Repository tooling behind the ``interplab`` command, not one of the kit's public modules (``interplab.__all__``).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import config
+from .html import HTMLView
 from .notebooks import catalogue
 
 FIGURE_TAG = "gallery-figure"
@@ -321,15 +324,14 @@ def write_index(results: list[Result], out_dir: Path, timings: dict | None = Non
         ".colab{background:#f9ab00;color:#000;padding:1px 6px;border-radius:4px;text-decoration:none}"
         ".nofig{color:#999;font-style:italic}.err{color:#c22;font-family:monospace;font-size:85%}"
     )
-    page = (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>interplab gallery</title><style>{style}</style></head><body>"
+    body = (
+        f"<style>{style}</style>"
         f"<h1>interplab gallery</h1><p>{sum(r.ok for r in results)} of {len(results)} notebooks ran, offline, on the "
         "embedded defaults (MiniLM-L6, SmolLM2-135M, the kit's toy models and project-written SAMPLE data). "
         "Cold: first run with an empty kit cache; warm: a later run.</p>"
-        f"<div class='grid'>{''.join(cards)}</div></body></html>"
+        f"<div class='grid'>{''.join(cards)}</div>"
     )
-    out = out_dir / "index.html"
-    out.write_text(page, encoding="utf-8")
+    out = HTMLView(body, title="interplab gallery").save(out_dir / "index.html")
     (out_dir / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=1), encoding="utf-8")
     return out
 

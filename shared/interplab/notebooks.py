@@ -6,6 +6,9 @@
   URL in pyproject.toml (``[project.urls] Repository``), the URL's one home.
 * ``check(path)`` lists what a notebook gets wrong against notebooks/README.md's conventions;
   ``sync(path)`` rewrites its badge and setup cell from the one source.
+
+Repository tooling behind the ``interplab`` command, not one of the kit's public modules (``interplab.__all__``);
+what needs a source checkout (check, sync) raises RuntimeError outside one.
 """
 from __future__ import annotations
 

@@ -11,6 +11,8 @@ A starter is a folder in ``starters/`` with a ``starter.toml``::
 ``new`` copies the starter's files (not its results or caches), and adds a ``requirements.txt``
 that pins the kit version it was made with, a ``.gitignore`` that keeps ``.env`` and caches out,
 and an empty ``results/`` folder. It never overwrites an existing folder and needs no network.
+
+Repository tooling behind the ``interplab`` command, not one of the kit's public modules (``interplab.__all__``).
 """
 from __future__ import annotations
 

@@ -23,6 +23,22 @@ from interplab import graph
 HERE = Path(__file__).resolve().parent
 
 
+def parse_keep(text: str) -> int | float:
+    """``"2000"`` -> 2000 edges, ``"5%"`` -> 0.05, ``"0.05"`` -> 0.05 (what ``--prune`` accepts)."""
+    text = str(text).strip()
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise ValueError(f"--prune takes a number of edges (2000) or a fraction (0.05 or 5%), got {text!r}") from None
+    if text.endswith("%") or value < 1:
+        if not 0 < value < 1:
+            raise ValueError(f"--prune fraction must be between 0 and 1 (exclusive), got {text!r}")
+        return value
+    if not value.is_integer():
+        raise ValueError(f"--prune count must be a whole number, got {text!r}")
+    return int(value)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, default=HERE / "results" / "model.pt", help="checkpoint from train.py")
@@ -36,7 +52,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     out = args.out or args.model.parent
     try:
-        keep = graph.parse_keep(args.prune) if args.prune is not None else None
+        keep = parse_keep(args.prune) if args.prune is not None else None
         model = graph.load_model(args.model)
         if args.input is None:
             vertices, edges = graph.to_tables(model)

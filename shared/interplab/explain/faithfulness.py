@@ -114,9 +114,9 @@ class Faithfulness:
 
     def plot(self, ax=None):
         """Scatter of each method's weight against the real deletion effect (the diagonal is perfect agreement)."""
-        from .render import _axes
+        from ..plots import axes
 
-        ax = _axes(ax, (5, 4.5))
+        ax = axes(ax, (5, 4.5))
         for i, m in enumerate(c for c in self.words.columns if c != "effect"):
             ax.scatter(self.words[m], self.words["effect"], label=m, marker="os^Dv"[i % 5], alpha=0.8)
         _diagonal(ax)

@@ -11,6 +11,8 @@ import html as _html
 
 import numpy as np
 
+from ..plots import axes, overlapping_texts
+
 POS_RGB = (26, 133, 74)    # green: pushes towards the explained class
 NEG_RGB = (214, 39, 40)    # red: pushes away from it
 
@@ -130,18 +132,10 @@ def eli5_html(explanation, **kwargs):
 
 # ---------------------------------------------------------------- matplotlib
 
-def _axes(ax, figsize):
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=figsize)
-    return ax
-
-
 def plot_weights(att, k: int = 10, ax=None):
     """Horizontal bars of the top-``k`` weights (largest at the top)."""
     top = att.top(k)[::-1]
-    ax = _axes(ax, (6, 0.32 * max(len(top), 3) + 1.2))
+    ax = axes(ax, (6, 0.32 * max(len(top), 3) + 1.2))
     names = [f for f, _ in top]
     vals = [w for _, w in top]
     colours = [np.array(POS_RGB if w > 0 else NEG_RGB) / 255 for w in vals]
@@ -171,7 +165,7 @@ def plot_text(att, ax=None, width: int = 90):
             lines.append((pos, line))
             pos += len(line)
         pos += 1
-    ax = _axes(ax, (0.095 * width + 0.5, 0.28 * len(lines) + 0.6))
+    ax = axes(ax, (0.095 * width + 0.5, 0.28 * len(lines) + 0.6))
     ax.set_xlim(0, width)
     ax.set_ylim(len(lines), -0.5)
     ax.axis("off")
@@ -207,7 +201,7 @@ def plot_comparison(table, k: int = 12, ax=None):
     cols = list(table.columns)
     norm = table / table.abs().max().replace(0, 1.0)
     words = norm.abs().mean(axis=1).sort_values(ascending=False).index[:k][::-1]
-    ax = _axes(ax, (7, 0.38 * len(words) + 1.5))
+    ax = axes(ax, (7, 0.38 * len(words) + 1.5))
     h = 0.8 / max(len(cols), 1)
     for i, c in enumerate(cols):
         ax.barh(np.arange(len(words)) + (i - (len(cols) - 1) / 2) * h, norm.loc[words, c], height=h, label=c)
@@ -225,7 +219,7 @@ def plot_stability(stab, ax=None, k: int | None = None):
     k = k or stab.top_k
     words = list(runs.loc[runs["rank"] <= k].groupby("word")["weight"].apply(lambda x: x.abs().mean())
                  .sort_values(ascending=True).index)
-    ax = _axes(ax, (7, 0.35 * len(words) + 1.5))
+    ax = axes(ax, (7, 0.35 * len(words) + 1.5))
     import matplotlib.pyplot as plt
 
     ns = sorted(runs["num_samples"].unique())
@@ -264,19 +258,3 @@ def plot_waterfall(explanation, max_display: int = 8, title: str = ""):
         axes[0].set_title(title, pad=24)
     fig.tight_layout()
     return fig
-
-
-def overlapping_texts(fig) -> list[tuple[str, str]]:
-    """Pairs of drawn texts whose boxes overlap: a free label (value labels, titles) against another free
-    label or a tick label. Tick labels are not compared with each other: SHAP overlays a grey
-    "value = name" tick with a black "name" tick on purpose."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-
-    def shown(ts):
-        return [(t.get_text(), t.get_window_extent(renderer)) for t in ts if t.get_visible() and t.get_text().strip()]
-
-    free = shown([t for a in fig.axes for t in [*a.texts, a.title]])
-    ticks = shown([t for a in fig.axes for t in [*a.get_yticklabels(), *a.get_xticklabels()]])
-    pairs = [(s, u) for i, (s, b) in enumerate(free) for u, c in free[i + 1:] if b.overlaps(c)]
-    return pairs + [(s, u) for s, b in free for u, c in ticks if b.overlaps(c)]

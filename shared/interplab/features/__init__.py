@@ -9,7 +9,7 @@ Everything heavy (torch, sklearn, matplotlib) is imported inside functions, so i
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import exports
 
 # name -> submodule that defines it (loaded on first access)
 _EXPORTS = {
@@ -27,14 +27,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'interplab.features' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = exports(__name__, _EXPORTS)

@@ -1,4 +1,4 @@
-"""Token log-prob highlighting that renders with no network (HTML with inline styles, and matplotlib)."""
+"""Token log-prob highlighting that renders with no network (HTML with inline styles)."""
 from __future__ import annotations
 
 import html
@@ -33,25 +33,3 @@ def highlight_tokens(tokens, logprobs, top_logprobs=None, title: str | None = No
     body = (f"<div style='font-family:monospace;font-size:13px;line-height:1.8;color:#000'>{head}"
             + "".join(spans) + legend + "</div>")
     return HTMLView(body, title=title or "token log-probs")
-
-
-def plot_token_logprobs(tokens, logprobs, ax=None, title: str | None = None):
-    """A bar chart of per-token log-probs (the static version of ``highlight_tokens``)."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(max(4, 0.45 * len(tokens)), 3))
-    probs = [math.exp(v) for v in logprobs]
-    ax.bar(range(len(tokens)), probs, color=[_mpl(p) for p in probs])
-    ax.set_xticks(range(len(tokens)))
-    ax.set_xticklabels([repr(t)[1:-1] for t in tokens], rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("probability")
-    ax.set_ylim(0, 1)
-    if title:
-        ax.set_title(title)
-    return ax
-
-
-def _mpl(p: float):
-    r, g, b = (int(x) for x in _colour(p)[4:-1].split(","))
-    return (r / 255, g / 255, b / 255)

@@ -154,22 +154,6 @@ def _repeat_mask(tokens: torch.Tensor, length: int) -> torch.Tensor:
     return mask
 
 
-def head_hook(layer: int, head: int, kind: str = "zero", mean: torch.Tensor | None = None):
-    """A hook for ``blocks.{layer}.attn.head_out`` that removes one head (zero, or its ``mean`` output [T, d_model])."""
-    if kind not in ("zero", "mean"):
-        raise ValueError(f"ablation kind must be 'zero' or 'mean', got {kind!r}")
-
-    def hook(x, name):
-        x = x.clone()
-        if kind == "zero":
-            x[:, :, head] = 0.0
-        else:
-            x[:, :, head] = mean[: x.shape[1]].to(x.dtype)
-        return x
-
-    return {f"blocks.{layer}.attn.head_out": hook}
-
-
 def _ablation_hooks(model, heads, kind, reference):
     hooks: dict = {}
     means = None
