@@ -70,17 +70,17 @@ def test_import_interplab_is_light():
 def test_precision_resolution_and_autocast():
     import torch
 
-    from interplab import models
+    from interplab import torchutil
 
-    assert models.resolve_precision("auto") == ("bfloat16" if models.fast_bfloat16() else "float32")
-    assert models.resolve_precision("float32") == "float32"
-    assert models.fast_bfloat16("mps") is False
+    assert torchutil.resolve_precision("auto") == ("bfloat16" if torchutil.fast_bfloat16() else "float32")
+    assert torchutil.resolve_precision("float32") == "float32"
+    assert torchutil.fast_bfloat16("mps") is False
     with pytest.raises(ValueError, match="precision must be one of"):
-        models.resolve_precision("fp16")
+        torchutil.resolve_precision("fp16")
     a, b = torch.randn(4, 8), torch.randn(8, 3)
-    with models.autocast("float32"):
+    with torchutil.autocast("float32"):
         assert (a @ b).dtype == torch.float32
-    with models.autocast("bfloat16"):
+    with torchutil.autocast("bfloat16"):
         assert (a @ b).dtype == torch.bfloat16
 
 
