@@ -14,6 +14,8 @@ Every notebook, starter and CLI command accepts the same strings:
 ``"openai:gpt-4o-mini"``    an API model, reached through ``interplab.lm`` (not loadable here)
 ==========================  ==========================================================
 
+Tools take any of these, a ``(model, tokenizer)`` pair, or a model with ``tokenizer=``, through one
+resolver, :func:`resolve` (a name is loaded once per process); :func:`display_name` labels a loaded model.
 Only this module knows which names work offline. Hub models are looked up in the local
 Hugging Face cache first; if they are missing and the hub cannot be reached, the error is one
 line that says what to do.
