@@ -47,7 +47,7 @@ def main() -> int:
     from scipy.stats import spearmanr
 
     import interplab
-    from interplab import explain
+    from interplab import explain, torchutil
 
     torch.set_num_threads(args.threads)
     train = interplab.data.load("imdb", split="train")
@@ -61,7 +61,7 @@ def main() -> int:
     review = test.text.iloc[int(np.argmin(np.abs(lengths - args.tokens)))]
     print(f"review: {len(tok(review)['input_ids'])} tokens, {len(review.split())} words; {args.samples} LIME samples; "
           f"torch threads {torch.get_num_threads()} (os.cpu_count {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}); "
-          f"kit precision: {prec} (AMX bf16 in hardware: {interplab.models.fast_bfloat16()})", flush=True)
+          f"kit precision: {prec} (AMX bf16 in hardware: {torchutil.fast_bfloat16()})", flush=True)
 
     kit = {p: explain.wrap_classifier(c, progress=False) for p, c in clf.items()}
     asked: list[str] = []

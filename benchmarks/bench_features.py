@@ -69,7 +69,7 @@ def bench_sae(x, threads, steps=100, batch_size=512, k=32):
 
     t0 = time.perf_counter()
     F.train_sae(x, expansion=4, k=k, steps=steps, batch_size=batch_size, eval_every=steps, progress=False,
-                n_threads=threads)
+                threads=threads)
     return steps * batch_size / (time.perf_counter() - t0)
 
 
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
 
     best = max(rates, key=rates.get)
     _, log = F.train_sae(x, expansion=4, k=args.k, steps=2000, eval_every=25, target_fve=0.8, progress=False,
-                         n_threads=best)
+                         threads=best)
     hit = log[log["fve"] >= 0.8]
     if len(hit):
         row = hit.iloc[0]

@@ -139,12 +139,12 @@ def test_bfloat16_classifier_agrees_with_float32_and_so_does_lime(minilm, imdb):
 
 
 def test_precision_auto_follows_the_hardware(minilm, monkeypatch):
-    from interplab import models
+    from interplab import torchutil
 
     model, tok = minilm
-    monkeypatch.setattr(models, "fast_bfloat16", lambda device="cpu": False)
+    monkeypatch.setattr(torchutil, "fast_bfloat16", lambda device="cpu": False)
     assert explain.EncoderClassifier(model, tok).precision == "float32"
-    monkeypatch.setattr(models, "fast_bfloat16", lambda device="cpu": True)
+    monkeypatch.setattr(torchutil, "fast_bfloat16", lambda device="cpu": True)
     assert explain.EncoderClassifier(model, tok).precision == "bfloat16"
     assert explain.EncoderClassifier(model, tok, precision="float32").precision == "float32"
     with pytest.raises(ValueError, match="precision must be one of"):

@@ -489,6 +489,34 @@ def test_local_score_and_evals_tokenize_the_boundary_alike(smollm2, cache_dir):
                                             cache=False), abs=1e-4)
 
 
+def test_local_score_and_evals_agree_on_a_toy_model():
+    """The same agreement on a toy transformer (its own whitespace tokenizer, a BOS in front): lm.score by name,
+    by (model, tokenizer) pair, evals' batched scorer and its per-class reference, and a hand-written forward
+    pass, on prompts with and without a trailing space (and an empty one)."""
+    import torch
+
+    from interplab import evals, models
+
+    model, tok = models.resolve("toy:attn-only-1l", kind="causal")
+    prompts = ["t1 t2 t3", "t4 t5 ", "t7 t8 t9 t7 t8 ", ""]
+    conts = [[" t4", " t9", " t1 t2"], ["t6", "t7 t8"], ["t9", " t9", "t1"], [" t1", "t2"]]
+    by_name = lm.score_many("toy:attn-only-1l", prompts, conts, progress=False, cache=False)
+    by_pair = lm.score_many((model, tok), prompts, conts, progress=False, cache=False)
+    assert lm.get_backend("toy:attn-only-1l").load()[0] is model      # one memo for lm and models.resolve
+    for method in ("reference", None):
+        ref = evals.continuation_logprobs(model, tok, prompts, conts, progress=False,
+                                          **({"method": method} if method else {}))
+        for a, b, r in zip(by_name, by_pair, ref):
+            assert a == pytest.approx(list(r), abs=1e-4) and b == pytest.approx(list(r), abs=1e-4)
+    full = tok("t4 t5 t6")["input_ids"]
+    n = len(tok("t4 t5")["input_ids"])
+    with torch.no_grad():
+        out = model(torch.tensor([full]))
+    logp = torch.log_softmax(getattr(out, "logits", out)[0].float(), -1)
+    assert by_name[1][0] == pytest.approx(float(sum(logp[i - 1, full[i]] for i in range(n, len(full)))), abs=1e-4)
+    assert by_name[1] == pytest.approx(lm.score("toy:attn-only-1l", "t4 t5", [" t6", " t7 t8"], cache=False), abs=1e-4)
+
+
 def test_loopback_serves_real_smollm2_through_the_openai_sdk(smollm2, cache_dir):
     import openai
 

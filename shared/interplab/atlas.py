@@ -23,34 +23,12 @@ from __future__ import annotations
 
 import html as _html
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .html import HTMLView
-
-
-@contextmanager
-def limit_threads(n: int | None = 1):
-    """Run torch and BLAS/OpenMP (t-SNE) on ``n`` threads inside the block (``None``: leave them alone).
-
-    For work this small one thread is as fast as several on an idle laptop and up to ten times faster
-    on a busy shared machine, where threads wait on each other.
-    """
-    if not n:
-        yield
-        return
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        with threadpool_limits(int(n)):
-            yield
-    finally:
-        torch.set_num_threads(old)
+from .torchutil import limit_threads
 
 
 # --------------------------------------------------------------------------------------------- activations
@@ -152,7 +130,9 @@ def _text_activations(model, tokenizer, sentences, layer, batch_size, max_length
             offsets.append([tuple(int(v) for v in o) for o in spans[i][k].tolist()] if spans is not None else None)
             neurons.append(ff[i][k].float().numpy())
             pooled.append(hidden[i][k].mean(0).float().numpy() if k.any() else np.zeros(hidden.shape[-1], np.float32))
-    return TextActivations(sentences, tokens, neurons, np.stack(pooled), layer, getattr(model, "interplab_name", ""),
+    from .models import display_name
+
+    return TextActivations(sentences, tokens, neurons, np.stack(pooled), layer, display_name(model),
                            offsets if all(o is not None for o in offsets) else None)
 
 

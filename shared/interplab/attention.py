@@ -88,7 +88,9 @@ def get_attention(model, tokenizer, text: str, text_b: str | None = None, max_le
     if text_b is not None and "token_type_ids" in enc:
         tt = enc["token_type_ids"][0].tolist()
         b_start = tt.index(1) if 1 in tt else None
-    return AttentionResult(tokens, arr, b_start, special, getattr(model, "interplab_name", type(model).__name__))
+    from .models import display_name
+
+    return AttentionResult(tokens, arr, b_start, special, display_name(model))
 
 
 def _check(att: AttentionResult) -> np.ndarray:

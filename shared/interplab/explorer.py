@@ -223,25 +223,6 @@ def neuron_selectivity(model, tokenizer, examples: list[str], *, traces=None):
     return pd.concat(rows).sort_values("selectivity", ascending=False, ignore_index=True)
 
 
-def _resolve(model, tokenizer):
-    if isinstance(model, str):
-        from . import models
-
-        spec = models.parse_model_name(model)
-        if models.is_encoder(spec) or (spec.backend == "hf" and _looks_like_encoder(spec.id)):
-            return models.load_encoder(model)
-        return models.load_causal_lm(model, attentions=True)
-    if isinstance(model, tuple) and len(model) == 2:
-        return model
-    if tokenizer is None:
-        raise ValueError("pass a tokenizer with a model object: explore(model, text, tokenizer=tok)")
-    return model, tokenizer
-
-
-def _looks_like_encoder(name: str) -> bool:
-    return any(k in name.lower() for k in ("bert", "minilm", "electra", "deberta", "mpnet"))
-
-
 def explore(model, text: str, tokenizer=None, *, neuron: tuple[int, int] | None = None, examples: list[str] | None = None,
             top_neurons: int = 4, top_examples: int = 5, top_k: int = 5) -> HTMLView:
     """The model-internals explorer for ``text``. ``model`` is a name, a (model, tokenizer) pair, or a model with ``tokenizer=``.
@@ -253,7 +234,9 @@ def explore(model, text: str, tokenizer=None, *, neuron: tuple[int, int] | None 
     """
     from tqdm.auto import tqdm
 
-    model, tokenizer = _resolve(model, tokenizer)
+    from . import models
+
+    model, tokenizer = models.resolve(model, tokenizer, attentions=True)
     tr = trace(model, tokenizer, text, top_k)
     L, H, T, _ = tr.attentions.shape
     listed: list[tuple[int, int]] = []
@@ -285,7 +268,7 @@ def explore(model, text: str, tokenizer=None, *, neuron: tuple[int, int] | None 
             "examples": [{"tokens": toks, "acts": np.round(a, 3).tolist(), "max": round(m, 3)} for m, toks, a in ranked],
         }
     data = {
-        "model": getattr(model, "interplab_name", type(model).__name__),
+        "model": models.display_name(model),
         "tokens": tr.tokens, "n_layers": L, "n_heads": H,
         "attn": np.round(tr.attentions, 3).tolist(),
         "lens": tr.lens,

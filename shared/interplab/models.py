@@ -14,6 +14,8 @@ Every notebook, starter and CLI command accepts the same strings:
 ``"openai:gpt-4o-mini"``    an API model, reached through ``interplab.lm`` (not loadable here)
 ==========================  ==========================================================
 
+Tools take any of these, a ``(model, tokenizer)`` pair, or a model with ``tokenizer=``, through one
+resolver, :func:`resolve` (a name is loaded once per process); :func:`display_name` labels a loaded model.
 Only this module knows which names work offline. Hub models are looked up in the local
 Hugging Face cache first; if they are missing and the hub cannot be reached, the error is one
 line that says what to do.
@@ -21,10 +23,12 @@ line that says what to do.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import config
+from .errors import InterplabError
 
 EMBEDDED_ENCODER = "minilm"
 _EMBEDDED_ALIASES = {"minilm", "embedded", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -39,6 +43,10 @@ BACKENDS = ("hf", "toy", "openai")
 
 class ModelNotAvailableError(RuntimeError):
     """A model name that cannot be loaded here (unknown, offline without a cached copy, wrong kind)."""
+
+
+class MissingTokenizerError(InterplabError, TypeError, ValueError):
+    """A loaded model object given without its tokenizer (a TypeError and a ValueError, as before)."""
 
 
 @dataclass(frozen=True)
@@ -231,46 +239,6 @@ def _from_pretrained(loader, model_id: str, **kwargs):
                                      f"{' '.join(str(exc).split())[:200]}") from None
 
 
-PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-def fast_bfloat16(device: str = "cpu") -> bool:
-    """True where bfloat16 matrix multiplies run in hardware: a CUDA GPU with bf16, or a CPU with
-    Intel AMX tiles (Sapphire Rapids and later, oneDNN uses them for bf16). Elsewhere bf16 is
-    emulated and slower than float32."""
-    import torch
-
-    if str(device).startswith("cuda"):
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    if str(device) != "cpu":
-        return False
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    try:
-        return bool(probe()) if probe is not None else False
-    except Exception:  # pragma: no cover - very old or exotic builds
-        return False
-
-
-def resolve_precision(precision: str = "auto", device: str = "cpu") -> str:
-    """``"auto"`` -> ``"bfloat16"`` where :func:`fast_bfloat16` holds, else ``"float32"``; checks the name."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "auto":
-        return "bfloat16" if fast_bfloat16(device) else "float32"
-    return precision
-
-
-def autocast(precision: str, device: str = "cpu"):
-    """A context that runs a float32 model's matrix multiplies in ``precision`` (a no-op for float32)."""
-    import contextlib
-
-    import torch
-
-    if resolve_precision(precision, device) == "float32":
-        return contextlib.nullcontext()
-    return torch.autocast("cuda" if str(device).startswith("cuda") else "cpu", dtype=torch.bfloat16)
-
-
 def load_encoder(name: str | None = None, *, attentions: bool = True, device: str = "cpu"):
     """Load an encoder (BERT-style) and its tokenizer: ``model, tokenizer = load_encoder()``.
 
@@ -359,3 +327,85 @@ def load_classifier(name: str, *, device: str = "cpu"):
     model.eval().to(device)
     model.interplab_name = str(spec)
     return model, tokenizer
+
+
+# ---- one resolver: what a tool was given -> (model, tokenizer) -------------------------------------
+KINDS = ("any", "causal", "encoder")
+_LOADED: dict[tuple, tuple] = {}
+_LOADED_LOCK = threading.RLock()
+
+
+def resolve(model, tokenizer=None, *, kind: str = "any", attentions: bool = False):
+    """``(model, tokenizer)`` from what a tool was given: a model name, a ``(model, tokenizer)`` pair,
+    or a loaded model with ``tokenizer=``. Every themed tool goes through it.
+
+    A name is loaded once per process (one memo for the whole kit) by :func:`load_encoder` or
+    :func:`load_causal_lm`: ``kind="encoder"`` or ``"causal"`` says which; ``"any"`` loads a name as
+    what it is (:func:`is_causal_name`). ``None`` is the embedded encoder. ``attentions=True`` loads
+    with eager attention (attention weights). A model object comes back as given.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if isinstance(model, tuple) and len(model) == 2:
+        if tokenizer is not None:
+            raise ValueError("give the tokenizer once: a (model, tokenizer) pair or tokenizer=, not both")
+        model, tokenizer = model
+    if model is None or isinstance(model, (str, os.PathLike)):
+        if tokenizer is not None:
+            raise ValueError("pass tokenizer= only together with a loaded model, not with a model name")
+        spec = parse_model_name(model)
+        if kind == "any":
+            kind = "causal" if is_causal_name(spec) else "encoder"
+        key = (str(spec), kind, bool(attentions))
+        with _LOADED_LOCK:
+            if key not in _LOADED:
+                load = load_encoder if kind == "encoder" else load_causal_lm
+                _LOADED[key] = load(str(spec), attentions=attentions)
+            return _LOADED[key]
+    if tokenizer is None:
+        raise MissingTokenizerError(
+            f"a loaded model needs its tokenizer: pass a tokenizer with it, as a ({type(model).__name__}, tokenizer) "
+            "pair or with tokenizer=")
+    return model, tokenizer
+
+
+def is_causal_name(name) -> bool:
+    """Whether a model name loads as a causal LM (else as an encoder), by what the model declares.
+
+    smollm2 and ``toy:`` models are causal, the embedded MiniLM is not; a Hugging Face model is causal
+    when its config's ``architectures`` name a causal-LM head (``...ForCausalLM``, ``...LMHeadModel``),
+    or, for a config without ``architectures``, when transformers has a causal but no masked LM for its
+    ``model_type``. API models count as causal (``load_causal_lm`` then says to use ``interplab.lm``).
+    """
+    spec = name if isinstance(name, ModelName) else parse_model_name(name)
+    if spec.backend != "hf":
+        return not is_encoder(spec)
+    archs = architectures(spec.id)
+    if archs:
+        return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+
+    model_type = getattr(_from_pretrained(AutoConfig, spec.id), "model_type", None)
+    return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def kit_name(model) -> str | None:
+    """The name the kit loaded ``model`` under (``"smollm2"``, ``"toy:attn-only-2l"``, ``"hf:..."`` id), or None
+    for a model built elsewhere: an identity (the response cache keys on it), not a label."""
+    name = getattr(model, "interplab_name", None)
+    return str(name) if name else None
+
+
+def display_name(model) -> str:
+    """A label for a loaded model: :func:`kit_name`, else its config's path or name, else its class."""
+    name = kit_name(model)
+    if name:
+        return name
+    cfg = getattr(model, "config", None)
+    for attr in ("name_or_path", "_name_or_path", "name"):
+        value = getattr(cfg, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(model).__name__

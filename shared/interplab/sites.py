@@ -269,12 +269,12 @@ def context_length(model) -> int | None:
 
 
 def _make_adapter(model) -> Adapter:
-    from .features.activations import model_name
+    from .models import display_name
 
     if type(model).__module__.startswith("interplab.toy") or (hasattr(model, "run_with_cache") and hasattr(model, "cfg")
                                                              and hasattr(model, "W_U")):
         c = model.cfg
-        return Adapter(model, "toy", model_name(model), "toy", c.n_layers, c.n_heads, c.n_heads, c.d_model, c.d_head,
+        return Adapter(model, "toy", display_name(model), "toy", c.n_layers, c.n_heads, c.n_heads, c.d_model, c.d_head,
                        c.d_mlp, c.d_vocab, c.n_ctx, list(model.blocks), model.ln_final, None, model)
     if not type(model).__module__.startswith("transformers") or not hasattr(model, "config"):
         raise TypeError(f"cannot read sites of {type(model).__name__}: expected a kit toy model or a Hugging Face "
@@ -295,7 +295,7 @@ def _make_adapter(model) -> Adapter:
     n_heads = int(_cfg(cfg, "num_attention_heads", "n_head"))
     d_head = int(_cfg(cfg, "head_dim", default=d_model // n_heads))
     return Adapter(
-        model, kind, model_name(model), family, len(blocks), n_heads,
+        model, kind, display_name(model), family, len(blocks), n_heads,
         int(_cfg(cfg, "num_key_value_heads", default=n_heads)), d_model, d_head,
         int(_cfg(cfg, "intermediate_size", "n_inner", default=4 * d_model)), int(cfg.vocab_size),
         int(_cfg(cfg, "max_position_embeddings", "n_positions", "n_ctx", default=512)), blocks,

@@ -16,7 +16,7 @@ same forward pass. API models score through :mod:`interplab.lm` (completions wit
 """
 from __future__ import annotations
 
-from .core import class_logprobs, evaluate, resolve_model
+from .core import class_logprobs, evaluate
 from .induction import induction_task, vocab_words
 from .plot import plot_scaling
 from .results import (PARAM_COUNTS, bootstrap_ci, model_family, param_count, published_results_dir, read_results,
@@ -25,7 +25,7 @@ from .scoring import continuation_logprobs
 from .tasks import RESULT_COLUMNS, TASK_TYPES, TaskError, check_task, classification_row, detect_task_type, logodds_row
 from .truthfulqa import QA_PRIMER, truthfulqa_mc
 
-__all__ = ["evaluate", "class_logprobs", "continuation_logprobs", "resolve_model", "check_task", "detect_task_type",
+__all__ = ["evaluate", "class_logprobs", "continuation_logprobs", "check_task", "detect_task_type",
            "TaskError", "TASK_TYPES", "RESULT_COLUMNS", "classification_row", "logodds_row", "read_results",
            "write_results", "read_results_dir", "summarize", "bootstrap_ci", "PARAM_COUNTS", "param_count",
            "model_family", "plot_scaling", "truthfulqa_mc", "QA_PRIMER", "induction_task", "vocab_words",

@@ -31,24 +31,15 @@ def _as_task(task, task_type):
     raise TaskError(f"a task is a DataFrame, a prize-format CSV/JSONL path or a task name, got {type(task).__name__}")
 
 
-def resolve_model(model, tokenizer=None):
-    """``(kind, model, tokenizer, name)``: kind is "local" (HF/toy object) or "api" (a name for interplab.lm)."""
-    if isinstance(model, tuple) and len(model) == 2:
-        model, tokenizer = model
-    if isinstance(model, str):
-        from ..models import load_causal_lm, parse_model_name
+def _model(model, tokenizer=None):
+    """``(kind, model, tokenizer, name)``: kind "api" for an ``openai:`` name (scored through interplab.lm),
+    else "local", the model and tokenizer from :func:`interplab.models.resolve`."""
+    from .. import models
 
-        spec = parse_model_name(model)
-        if spec.backend == "openai":
-            return "api", None, None, model
-        m, tok = load_causal_lm(model)
-        return "local", m, tok, str(spec)
-    if tokenizer is None:
-        raise TypeError("pass the tokenizer with a model object: evaluate((model, tokenizer), task) "
-                        "or evaluate(model, task, tokenizer=tokenizer)")
-    name = getattr(model, "interplab_name", None) or getattr(getattr(model, "config", None), "name_or_path", None) \
-        or type(model).__name__
-    return "local", model, tokenizer, str(name)
+    if isinstance(model, str) and models.parse_model_name(model).backend == "openai":
+        return "api", None, None, model
+    m, tok = models.resolve(model, tokenizer, kind="causal")
+    return "local", m, tok, models.display_name(m)
 
 
 MISSING_LOGPROB = -20.0  # first-token approximation: a class absent from the server's top-k (p ~ 2e-9)
@@ -101,7 +92,7 @@ def evaluate(model, task, *, tokenizer=None, task_type: str | None = None, appro
 
     df = _as_task(task, task_type)
     task_type = check_task(df, task_type)
-    kind, m, tok, name = resolve_model(model, tokenizer)
+    kind, m, tok, name = _model(model, tokenizer)
     prompts = df["prompt"].tolist()
     if task_type == "sequence_prob":
         classes = [[c] for c in df["completion"]]
@@ -149,7 +140,7 @@ def class_logprobs(model, prompts, classes, *, tokenizer=None, api_options: dict
     """Raw class log-probs: ``out[i][c] = log p(classes[i][c] | prompts[i])`` (local models)."""
     from .scoring import continuation_logprobs
 
-    kind, m, tok, name = resolve_model(model, tokenizer)
+    kind, m, tok, name = _model(model, tokenizer)
     if kind == "api":
         return _api_logprobs(name, list(prompts), [list(c) for c in classes], approximate=False, progress=progress,
                              api_options=api_options)[0]

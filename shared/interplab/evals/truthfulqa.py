@@ -62,7 +62,7 @@ def truthfulqa_mc(model, df=None, *, tokenizer=None, n: int | None = None, prime
     """
     import pandas as pd
 
-    from .core import class_logprobs, resolve_model
+    from .core import _model, class_logprobs
 
     if df is None:
         from .. import data
@@ -73,7 +73,7 @@ def truthfulqa_mc(model, df=None, *, tokenizer=None, n: int | None = None, prime
     missing = [c for c in ("question", "mc1_targets", "mc2_targets") if c not in df.columns]
     if missing:
         raise ValueError(f"TruthfulQA MC needs columns question, mc1_targets, mc2_targets; missing {missing}")
-    kind, m, tok, name = resolve_model(model, tokenizer)
+    kind, m, tok, name = _model(model, tokenizer)
     target = (m, tok) if kind == "local" else name
     prompts, conts, spans, labels = [], [], [], []
     for i, row in enumerate(df.itertuples(index=False)):

@@ -12,7 +12,7 @@ fixed-size batches with a progress bar, and puts the probabilities back in the c
   MiniLM by default), mean pooling (what all-MiniLM-L6-v2 was trained for), and a
   logistic-regression head you fit in seconds.
 * ``precision``: torch models run their matrix multiplies in bfloat16 where the hardware does
-  that natively (a CPU with Intel AMX, a bf16 GPU; ``interplab.models.fast_bfloat16``) and in
+  that natively (a CPU with Intel AMX, a bf16 GPU; ``interplab.torchutil.fast_bfloat16``) and in
   float32 elsewhere. On an AMX CPU that makes LIME ~2x faster; probabilities move by < 0.01 and
   LIME weights by ~25x less than changing LIME's seed does (benchmarks/bench_explain.py).
   ``precision="float32"`` gives the plain float32 numbers everywhere.
@@ -162,12 +162,12 @@ def _is_torch_module(obj) -> bool:
 def _hf_predict_batch(model, tokenizer, max_length: int, precision: str):
     import torch
 
-    from .. import models
+    from ..torchutil import autocast
 
     def run(batch: list[str]) -> np.ndarray:
         enc = tokenizer(batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         enc = {k: v.to(model.device) for k, v in enc.items()}
-        with torch.inference_mode(), models.autocast(precision, str(model.device)):
+        with torch.inference_mode(), autocast(precision, str(model.device)):
             logits = model(**enc).logits.float()
         if logits.shape[-1] == 1:  # one sigmoid output
             p = torch.sigmoid(logits[:, 0])
@@ -205,14 +205,15 @@ def wrap_classifier(model, tokenizer=None, *, batch_size: int | None = None, cla
                 "use EncoderClassifier(model, tokenizer).fit(texts, labels) to train a head on its embeddings"
             )
         from .. import models
+        from ..torchutil import resolve_precision
 
         model.eval()
-        prec = models.resolve_precision(precision, str(model.device))
+        prec = resolve_precision(precision, str(model.device))
         id2label = getattr(model.config, "id2label", None) or {}
         names = class_names or [str(id2label.get(i, i)) for i in range(max(model.config.num_labels, 2))]
         return BatchedClassifier(_hf_predict_batch(model, tokenizer, max_length, prec), batch_size=DEFAULT_BATCH if batch_size is None else batch_size,
                                  class_names=names, tokenizer=tokenizer, estimator=model, progress=progress,
-                                 name=name or f"{getattr(model, 'interplab_name', type(model).__name__)} ({prec})")
+                                 name=name or f"{models.display_name(model)} ({prec})")
     if hasattr(model, "predict_proba"):
         classes = getattr(model, "classes_", None)
         if classes is None:
@@ -241,27 +242,28 @@ class EncoderClassifier:
     def __init__(self, model, tokenizer, *, C: float = 10.0, max_length: int = 256, batch_size: int = DEFAULT_BATCH,
                  class_names: Sequence[str] | None = None, name: str | None = None, precision: str = "auto"):
         from .. import models
+        from ..torchutil import resolve_precision
 
-        self.precision = models.resolve_precision(precision, str(getattr(model, "device", "cpu")))
+        self.precision = resolve_precision(precision, str(getattr(model, "device", "cpu")))
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.C = C
         self.max_length = max_length
         self.batch_size = batch_size
         self.class_names = list(class_names) if class_names is not None else None
-        self.name = name or f"{getattr(model, 'interplab_name', type(model).__name__)} + logistic regression ({self.precision})"
+        self.name = name or f"{models.display_name(model)} + logistic regression ({self.precision})"
         self.head = None
 
     def embed_batch(self, batch: list[str]) -> np.ndarray:
         """Sentence embeddings of one batch (no batching, dedupe or sorting here)."""
         import torch
 
-        from .. import models
+        from ..torchutil import autocast
 
         enc = self.tokenizer(list(batch), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         enc = {k: v.to(self.model.device) for k, v in enc.items()}
         with torch.inference_mode():
-            with models.autocast(self.precision, str(self.model.device)):
+            with autocast(self.precision, str(self.model.device)):
                 hidden = self.model(**enc).last_hidden_state
             hidden = hidden.float()
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)

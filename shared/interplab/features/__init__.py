@@ -14,7 +14,7 @@ from .._lazy import exports
 # name -> submodule that defines it (loaded on first access)
 _EXPORTS = {
     "Activations": "activations", "collect": "activations", "load": "activations", "hidden_sites": "activations",
-    "is_number": "activations", "model_name": "activations",
+    "is_number": "activations",
     "ProbeResult": "probes", "probe": "probes", "probe_layers": "probes", "control_labels": "probes",
     "plot_probe_accuracy": "probes", "token_probe_data": "probes",
     "SAE": "sae", "train_sae": "sae", "sae_metrics": "sae", "spliced_loss": "sae",

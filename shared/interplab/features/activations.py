@@ -129,26 +129,6 @@ def is_number(token: str) -> bool:
 # --------------------------------------------------------------------------- keys and files
 
 
-def model_name(model) -> str:
-    """The kit's name for a loaded model (``interplab_name``), else its config path or class name."""
-    name = getattr(model, "interplab_name", None)
-    if not name:
-        cfg = getattr(model, "config", None)
-        name = getattr(cfg, "_name_or_path", None) or getattr(cfg, "name", None) or type(model).__name__
-    return str(name)
-
-
-def _fingerprint(model) -> str:
-    """A cheap hash of the weights (shapes + a slice of each tensor): retrained models get new keys."""
-    h = hashlib.sha256(model_name(model).encode())
-    for name, p in model.state_dict().items():
-        flat = p.detach().reshape(-1)
-        h.update(f"{name}:{tuple(p.shape)}".encode())
-        if flat.numel():
-            h.update(flat[:64].float().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def _inputs_hash(items, max_length) -> str:
     h = hashlib.sha256(f"v{FORMAT_VERSION}|max_length={max_length}|".encode())
     for item in items:
@@ -289,8 +269,11 @@ def collect(model, tokenizer, texts, sites, *, batch_size: int = 32, max_length:
 
     sm = wrap(model, tokenizer)
     sites = _resolve_sites(sm, sites)
-    mname = model_name(model)
-    mkey = _fingerprint(model)
+    from ..models import display_name
+    from ..torchutil import weights_fingerprint
+
+    mname = display_name(model)
+    mkey = weights_fingerprint(model, mname)
     dkey = _inputs_hash(items, max_length)
     str_texts = [x if isinstance(x, str) else None for x in items]
     str_texts = str_texts if all(t is not None for t in str_texts) else None

@@ -135,27 +135,6 @@ class SAE(nn.Module):
 # ------------------------------------------------------------------------------- training
 
 
-class threads:
-    """Context manager: run torch with ``n`` CPU threads (restored afterwards).
-
-    Small matrices gain nothing from a second thread and lose a lot when cores are shared (the idle
-    thread spin-waits), so tiny problems run on one thread; ``n=None`` leaves torch's setting alone.
-    """
-
-    def __init__(self, n: int | None):
-        self.n, self.old = n, None
-
-    def __enter__(self):
-        if self.n:
-            self.old = torch.get_num_threads()
-            torch.set_num_threads(self.n)
-        return self
-
-    def __exit__(self, *exc):
-        if self.old:
-            torch.set_num_threads(self.old)
-
-
 def auto_threads(batch: int, d_in: int, d_out: int) -> int | None:
     """1 thread for small matmuls (under ~20M multiply-adds per step) or when the CPU is already busy
     (load average above the core count, where extra threads spin-wait); else torch's default."""
@@ -219,13 +198,13 @@ def train_sae(x, d_sae: int | None = None, *, expansion: int = 4, activation: st
               tied: bool = False, l1_coeff: float = 0.3, steps: int = 2000, batch_size: int = 512,
               lr: float = 1e-3, resample_every: int = 500, dead_window: int = 500, eval_every: int = 100,
               target_fve: float | None = None, seed: int = 0, progress: bool = True, sae: SAE | None = None,
-              n_threads: int | str | None = "auto"):
+              threads: int | str | None = "auto"):
     """Train an SAE on activation rows ``x`` (array, memmap, tensor or ``Activations``).
 
     ``d_sae`` defaults to ``expansion * d_in``. Every ``resample_every`` steps, features that did not
     fire in the last ``dead_window`` steps are resampled (0 turns resampling off; it stops in the
     last 30% of training so they can settle). The learning rate decays linearly over the last 20%.
-    ``target_fve`` stops early once the evaluated FVE reaches it. ``n_threads="auto"`` runs small
+    ``target_fve`` stops early once the evaluated FVE reaches it. ``threads="auto"`` runs small
     SAEs on one CPU thread (see ``auto_threads``); give a number, or None for torch's default.
 
     Returns ``(sae, log)``; ``log`` is a DataFrame with ``step, seconds, loss, fve, l0, dead_fraction,
@@ -235,9 +214,11 @@ def train_sae(x, d_sae: int | None = None, *, expansion: int = 4, activation: st
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
     width = sae.d_sae if sae is not None else (d_sae or expansion * data.shape[1])
-    if n_threads == "auto":
-        n_threads = auto_threads(batch_size, data.shape[1], width)
-    with threads(n_threads):
+    from ..torchutil import limit_threads
+
+    if threads == "auto":
+        threads = auto_threads(batch_size, data.shape[1], width)
+    with limit_threads(threads):
         return _train(data, d_sae, expansion, activation, k, tied, l1_coeff, steps, batch_size, lr, resample_every,
                       dead_window, eval_every, target_fve, seed, progress, sae)
 

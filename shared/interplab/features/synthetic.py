@@ -79,9 +79,10 @@ def toy_superposition(n_features: int = 48, d_hidden: int = 24, p_active: float 
     import torch
     from tqdm.auto import tqdm
 
-    from .sae import auto_threads, threads
+    from ..torchutil import limit_threads
+    from .sae import auto_threads
 
-    with threads(auto_threads(batch_size, d_hidden, n_features)):
+    with limit_threads(auto_threads(batch_size, d_hidden, n_features)):
         return _train(n_features, d_hidden, p_active, steps, batch_size, lr, min_norm, seed, progress)
 
 

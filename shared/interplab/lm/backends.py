@@ -321,10 +321,12 @@ class LocalBackend:
     default_concurrency = 1
 
     def __init__(self, name: str | None = None, model=None, tokenizer=None, kind: str = "hf"):
+        from ..models import kit_name
+
         self.name = name
         self.id = kind
         self._model, self._tok = model, tokenizer
-        label = getattr(model, "interplab_name", None) if model is not None else None
+        label = kit_name(model) if model is not None else None
         self.model_id = name.split(":", 1)[1] if name and ":" in name and kind == "toy" else (name or label)
 
     def __repr__(self) -> str:
@@ -336,9 +338,9 @@ class LocalBackend:
 
     def load(self):
         if self._model is None:
-            from ..models import load_causal_lm
+            from ..models import resolve
 
-            self._model, self._tok = load_causal_lm(self.name)
+            self._model, self._tok = resolve(self.name, kind="causal")
             if hasattr(self._model, "eval"):
                 self._model.eval()
         return self._model, self._tok

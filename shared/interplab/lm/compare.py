@@ -21,7 +21,9 @@ def _name(model) -> str:
     if isinstance(model, str):
         return model
     if isinstance(model, tuple):
-        return getattr(model[0], "interplab_name", None) or "local model"
+        from ..models import display_name
+
+        return display_name(model[0])
     return getattr(model, "model_id", None) or "local model"
 
 

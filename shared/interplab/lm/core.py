@@ -85,9 +85,11 @@ def get_backend(model, *, base_url: str | None = None, api_key: str | None = Non
     """
     if isinstance(model, (_b.OpenAIBackend, _b.LocalBackend)):
         return model
+    from ..models import EMBEDDED_LM, ModelNotAvailableError, is_encoder, parse_model_name, resolve
+
     if isinstance(model, tuple) and len(model) == 2:
-        return _b.LocalBackend(model=model[0], tokenizer=model[1], kind="local")
-    from ..models import EMBEDDED_LM, ModelNotAvailableError, is_encoder, parse_model_name
+        m, tok = resolve(model, kind="causal")
+        return _b.LocalBackend(model=m, tokenizer=tok, kind="local")
 
     spec = parse_model_name(model)
     if is_encoder(spec):
