@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ..torchutil import limit_threads
 from .inputs import images_to_tensor
 from .schema import ARCHS, ModelFileError
 
@@ -67,13 +68,8 @@ def train(
                 return load_model(path)
             except ModelFileError:
                 path.unlink()
-    old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
+    with limit_threads(threads):
         model = _fit(x, y, scale, n_classes, arch, hidden, channels, epochs, batch_size, lr, seed, progress)
-    finally:
-        torch.set_num_threads(old_threads)
     model.train_info["dataset"] = " / ".join(str(df.attrs[k]) for k in ("dataset", "source") if df.attrs.get(k))
     if path is not None:
         save_model(model, path)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..models import display_name
 from .tasks import InductionTask
 
 SCORE_KINDS = ("previous_token", "duplicate_token", "induction")
@@ -142,7 +143,7 @@ def attention_result(model, tokens: torch.Tensor, tokenizer=None, index: int = 0
     special = np.array([i == 0 for i in ids])
     cfg = getattr(model, "cfg", None)
     return AttentionResult(words, att, None, special, (getattr(cfg, "name", "") or "toy") if cfg is not None
-                           else getattr(model, "interplab_name", type(model).__name__))
+                           else display_name(model))
 
 
 # --- accuracy, loss and ablation on the repeated half ---------------------------------------------

@@ -11,12 +11,14 @@ benchmark uses it to time how long the induction criteria take to appear.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
+from ..torchutil import limit_threads
 from .tasks import get_task
 
 
@@ -113,9 +115,8 @@ def train(model, mix: dict[str, float] | None = None, *, steps: int = 1500, batc
     bar = tqdm(range(steps), desc=desc or f"training {model.cfg.name or 'toy model'}", disable=not progress,
                mininterval=0.5, leave=False, position=position)
     model.train()
-    old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
+    threads_limit = contextlib.ExitStack()
+    threads_limit.enter_context(limit_threads(threads))
     t0, c0 = time.perf_counter(), time.process_time()
     check_wall = check_cpu = 0.0
     try:
@@ -151,7 +152,7 @@ def train(model, mix: dict[str, float] | None = None, *, steps: int = 1500, batc
     finally:
         bar.close()
         model.eval()
-        torch.set_num_threads(old_threads)
+        threads_limit.close()
         history.seconds = time.perf_counter() - t0 - check_wall
         history.cpu_seconds = time.process_time() - c0 - check_cpu
     return history
