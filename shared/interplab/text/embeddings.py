@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -58,20 +56,15 @@ def context_length(model, tokenizer) -> int:
 
 
 def _sentence_transformers_max(name_or_path: str) -> int | None:
-    cfg = Path(name_or_path) / "sentence_bert_config.json" if name_or_path else None
-    if cfg is None or not cfg.is_file():
-        try:
-            from huggingface_hub import try_to_load_from_cache
-
-            found = try_to_load_from_cache(name_or_path, "sentence_bert_config.json") if name_or_path else None
-            cfg = Path(found) if isinstance(found, str) else None
-        except Exception:  # not a hub id, no cache: fall back to the tokenizer's limit
-            cfg = None
-    if cfg is None or not cfg.is_file():
+    """``max_seq_length`` of a sentence-transformers folder or cached hub id, read by sentence-transformers
+    itself (it knows the legacy ``sentence_*_config.json`` names too); never downloads."""
+    if not name_or_path:
         return None
+    from sentence_transformers.base.modules.transformer import Transformer
+
     try:
-        value = json.loads(cfg.read_text(encoding="utf-8")).get("max_seq_length")
-    except (OSError, ValueError):
+        value = Transformer.load_config(name_or_path, local_files_only=True).get("max_seq_length")
+    except Exception:  # not a hub id, no cache, unreadable file: fall back to the tokenizer's limit
         return None
     return int(value) if isinstance(value, int) and value > 0 else None
 
@@ -153,7 +146,11 @@ def encode_batch(model, input_ids, attention_mask, *, pooling: str = "mean", nor
     The kit's one pooling path: ``embed`` and ``explain.EncoderClassifier`` (and so
     ``lm.sentiment``) call it, so a head trained on one sees the vectors the others make.
     ``pooling="mean"`` averages over the attention mask, ``"cls"`` takes the first token;
-    ``normalize`` scales rows to unit length. ``precision`` ("float32", or "bfloat16" where the
+    ``normalize`` scales rows to unit length. Pooling is sentence-transformers' ``Pooling`` module
+    (the package the embedded encoder ships with), so the vectors are the ones
+    ``SentenceTransformer.encode`` gives; the encoder runs here, not inside a ``SentenceTransformer``,
+    because the kit loads it once (``interplab.models``) for embeddings, attention and sites alike.
+    ``precision`` ("float32", or "bfloat16" where the
     caller resolved it so) runs the encoder under autocast; pooling is always in float32. Call it
     under ``torch.inference_mode()``.
     """
@@ -164,12 +161,21 @@ def encode_batch(model, input_ids, attention_mask, *, pooling: str = "mean", nor
     with models.autocast(precision, str(input_ids.device)):
         out = model(input_ids=input_ids, attention_mask=attention_mask)
     hidden = (out[0] if isinstance(out, tuple) else out.last_hidden_state).float()
-    if pooling == "mean":
-        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        vec = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-    else:
-        vec = hidden[:, 0]
+    pool = _pooling(hidden.shape[-1], pooling)
+    vec = pool({"token_embeddings": hidden, "attention_mask": attention_mask})["sentence_embedding"]
     return torch.nn.functional.normalize(vec, dim=-1) if normalize else vec
+
+
+_POOLINGS: dict[tuple[int, str], object] = {}
+
+
+def _pooling(dim: int, mode: str):
+    """sentence-transformers' own ``Pooling`` module (what all-MiniLM-L6-v2's folder names), one per (dim, mode)."""
+    if (dim, mode) not in _POOLINGS:
+        from sentence_transformers.sentence_transformer.modules.pooling import Pooling
+
+        _POOLINGS[(dim, mode)] = Pooling(dim, pooling_mode=mode)
+    return _POOLINGS[(dim, mode)]
 
 
 def embed(

@@ -6,19 +6,26 @@ from typing import Sequence
 import numpy as np
 
 
-def project(embeddings, method: str = "auto", *, random_state: int = 0, **kwargs) -> np.ndarray:
-    """2-D coordinates of ``embeddings`` (n x d): ``"pca"``, ``"tsne"``, ``"umap"`` (if umap-learn is
-    installed) or ``"auto"`` (UMAP when installed and n >= 20, else PCA). One or zero rows give zeros.
-    ``kwargs`` go to the reducer (e.g. ``perplexity=`` or ``max_iter=`` for t-SNE, ``n_neighbors=`` for UMAP)."""
+def project(embeddings, method: str = "auto", *, random_state: int = 0, perplexity: float = 30.0,
+            **kwargs) -> np.ndarray:
+    """2-D coordinates (float32, n x 2) of vectors (n x d): sentence embeddings, activations, anything.
+
+    ``"pca"``; ``"tsne"`` (scikit-learn; vectors of more than 50 dimensions go through PCA to 50 first,
+    ``perplexity`` is capped at (n - 1) / 3 for small n); ``"umap"`` (needs umap-learn); ``"auto"``:
+    UMAP when umap-learn is installed and n >= 20, else PCA (fast and deterministic; ask for t-SNE when
+    neighbourhoods matter, as an activation atlas does). The kit's one projection: ``atlas.layout`` and
+    ``plot_map`` call it. One or zero rows give zeros. ``kwargs`` go to the reducer (e.g. ``max_iter=``
+    for t-SNE, ``n_neighbors=`` for UMAP).
+    """
     X = np.asarray(embeddings, dtype=np.float32)
     if X.ndim != 2:
         raise ValueError(f"embeddings must be a 2-D array (texts x dimensions), got shape {X.shape}")
     method = _map_method(method, len(X))
     if len(X) < 2:
         return np.zeros((len(X), 2), dtype=np.float32)
-    if method == "pca":
-        from sklearn.decomposition import PCA
+    from sklearn.decomposition import PCA
 
+    if method == "pca":
         k = min(2, X.shape[1], len(X))
         Y = PCA(n_components=k, random_state=random_state, **kwargs).fit_transform(X)
         if k < 2:
@@ -27,17 +34,19 @@ def project(embeddings, method: str = "auto", *, random_state: int = 0, **kwargs
     if method == "tsne":
         from sklearn.manifold import TSNE
 
-        opts = {"perplexity": float(min(30.0, max(1.0, (len(X) - 1) / 3))), "init": "pca", "metric": "cosine", **kwargs}
-        return TSNE(n_components=2, random_state=random_state, **opts).fit_transform(X).astype(np.float32)
+        x = PCA(min(50, *X.shape), random_state=random_state).fit_transform(X) if X.shape[1] > 50 else X
+        opts = {"perplexity": float(min(perplexity, max(2.0, (len(X) - 1) / 3), len(X) - 1)),
+                "init": "pca", "max_iter": 750, **kwargs}
+        return TSNE(n_components=2, random_state=random_state, **opts).fit_transform(x).astype(np.float32)
     import umap  # method == "umap"
 
-    opts = {"n_neighbors": int(min(15, len(X) - 1)), "metric": "cosine", **kwargs}
+    opts = {"n_neighbors": int(min(15, len(X) - 1)), **kwargs}
     return umap.UMAP(n_components=2, random_state=random_state, **opts).fit_transform(X).astype(np.float32)
 
 
 def _map_method(method: str, n: int) -> str:
     if method not in ("auto", "pca", "tsne", "umap"):
-        raise ValueError(f"method must be 'auto', 'pca', 'tsne' or 'umap', got {method!r}")
+        raise ValueError(f"unknown layout method {method!r}; use 'auto', 'tsne', 'umap' or 'pca'")
     if method in ("auto", "umap"):
         try:
             import umap  # noqa: F401
