@@ -196,7 +196,8 @@ def embed(
     Face encoder id, resolved by ``interplab.models``), or a loaded ``(model, tokenizer)`` pair.
     ``pooling="mean"`` averages token vectors over the attention mask (how sentence-transformers
     trained MiniLM; ``"cls"`` takes the first token) and ``normalize`` scales rows to unit length,
-    so a dot product is the cosine similarity.
+    so a dot product is the cosine similarity; both go through ``encode_batch``, the kit's one
+    pooling path (sentence-transformers' own ``Pooling`` module).
 
     Texts are tokenized once, sorted by length and batched (little padding), with a progress bar
     when there is more than one batch. Vectors are cached on disk (``interplab.config.cache_dir
