@@ -139,6 +139,42 @@ def test_embed_matches_reference_and_is_order_independent(minilm):
     assert S[0, 3] > 0.5 > S[0, 1]  # cat ~ kitten, not stocks
 
 
+# The first four values of ``embed`` before it pooled through sentence-transformers (mean/cls pooling
+# written by hand): switching to sentence-transformers' Pooling module must not move them.
+_HAND_POOLED_MEAN = [[0.1265353, -0.0328508, -0.0290596, 0.044407], [0.0400337, -0.0099488, 0.0935438, 0.0730042],
+                     [-0.0904763, 0.0404396, 0.0239057, 0.0589479]]
+_HAND_POOLED_CLS_RAW = [[0.4972906, -0.0550457, -0.0751658, 0.2198953], [0.2115728, 0.4656887, 0.4675098, 0.5448501],
+                        [0.0287796, 0.1273557, 0.001488, 0.15526]]
+
+
+def test_embed_keeps_its_vectors_and_matches_sentence_transformers(minilm):
+    from sentence_transformers import SentenceTransformer
+
+    from interplab import models
+
+    texts = ["A cat sits on the mat.", "Stock markets fell sharply today after the announcement.", "Hi"]
+    E = T.embed(texts, minilm, cache=False)
+    np.testing.assert_allclose(E[:, :4], _HAND_POOLED_MEAN, atol=1e-5)
+    np.testing.assert_allclose(T.embed(texts, minilm, cache=False, pooling="cls", normalize=False)[:, :4],
+                               _HAND_POOLED_CLS_RAW, atol=1e-5)
+    st = SentenceTransformer(str(models.embedded_encoder_path()), device="cpu")
+    assert st.max_seq_length == T.context_length(*minilm) == 256
+    long = "the quick brown fox jumps " * 80  # past the 256-token context: both cut it the same way
+    with pytest.warns(T.TruncationWarning):
+        mine = T.embed(texts + [long], minilm, cache=False)
+    np.testing.assert_allclose(mine, st.encode(texts + [long], convert_to_numpy=True), atol=1e-5)
+
+
+def test_encoder_classifier_pools_like_embed(minilm):
+    from interplab.explain import EncoderClassifier
+
+    texts = ["A cat sits on the mat.", "Hi", "the quick brown fox " * 100]
+    clf = EncoderClassifier(*minilm, precision="float32")
+    with pytest.warns(T.TruncationWarning):
+        E = T.embed(texts, minilm, cache=False)
+    np.testing.assert_allclose(clf.embed(texts), E, atol=1e-6)
+
+
 def test_embed_cache_skips_the_model(minilm, monkeypatch, tmp_path):
     monkeypatch.setenv("INTERPLAB_CACHE", str(tmp_path))
     model, _ = minilm

@@ -2,7 +2,7 @@
 (any BERT-style encoder, e.g. the embedded MiniLM).
 
     acts = mlp_activations(model, test_df)                  # [N, 500] hidden ReLU activations
-    xy = layout(acts)                                       # 2-D: UMAP if installed, else t-SNE
+    xy = layout(acts, method="tsne")                       # 2-D (t-SNE keeps neighbourhoods)
     atlas = grid_atlas(xy, grid=12)                         # every example in a grid cell
     plot_image_atlas(atlas, images)                         # each cell: the average input of its examples
     show_top_images(images, acts, neuron=17)                # a neuron's top-k activating inputs
@@ -138,35 +138,16 @@ def _text_activations(model, tokenizer, sentences, layer, batch_size, max_length
 
 # --------------------------------------------------------------------------------------------- layout & atlas
 def layout(acts, method: str = "auto", seed: int = 0, perplexity: float = 30.0, threads: int | None = 1) -> np.ndarray:
-    """2-D coordinates ``[N, 2]`` of activation vectors: ``"umap"`` (if installed), ``"tsne"`` (scikit-learn,
-    after PCA to 50 dimensions), ``"pca"``, or ``"auto"`` (UMAP when installed, else t-SNE)."""
-    with limit_threads(threads):
-        return _layout(acts, method, seed, perplexity)
+    """2-D coordinates ``[N, 2]`` of activation vectors: ``interplab.text.project`` (the kit's one
+    projection, with its one ``"auto"`` rule: UMAP when installed, else PCA; pass ``"tsne"`` to keep
+    neighbourhoods when there is no UMAP) for N >= 3 examples, on ``threads`` threads."""
+    from .text.maps import project
 
-
-def _layout(acts, method, seed, perplexity):
     acts = np.asarray(acts, dtype=np.float32)
     if acts.ndim != 2 or len(acts) < 3:
         raise ValueError(f"layout needs [N >= 3, dims] activations, got shape {acts.shape}")
-    if method == "auto":
-        import importlib.util
-
-        method = "umap" if importlib.util.find_spec("umap") is not None else "tsne"
-    from sklearn.decomposition import PCA
-
-    if method == "pca":
-        return PCA(2, random_state=seed).fit_transform(acts)
-    if method == "umap":
-        import umap
-
-        return umap.UMAP(random_state=seed).fit_transform(acts)
-    if method != "tsne":
-        raise ValueError(f"unknown layout method {method!r}; use 'auto', 'tsne', 'umap' or 'pca'")
-    from sklearn.manifold import TSNE
-
-    x = PCA(min(50, *acts.shape), random_state=seed).fit_transform(acts) if acts.shape[1] > 50 else acts
-    perplexity = min(perplexity, max(2.0, (len(acts) - 1) / 3))
-    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed, max_iter=750).fit_transform(x)
+    with limit_threads(threads):
+        return project(acts, method, random_state=seed, perplexity=perplexity)
 
 
 @dataclass

@@ -31,7 +31,7 @@ DEFAULT_BATCH_SKLEARN = 512  # sklearn pipelines are cheap per text
 
 def _as_texts(texts, what: str = "texts") -> list[str]:
     """A list of str (an empty list is fine); a single string is refused, with a clear TypeError."""
-    from ..text import as_texts
+    from ..inputs import as_texts
 
     return as_texts(texts, what, allow_empty=True, one_string=False)
 
@@ -255,20 +255,17 @@ class EncoderClassifier:
         self.head = None
 
     def embed_batch(self, batch: list[str]) -> np.ndarray:
-        """Sentence embeddings of one batch (no batching, dedupe or sorting here)."""
+        """Sentence embeddings of one batch (no batching, dedupe or sorting here), pooled by
+        ``interplab.text.embeddings.encode_batch``, the pooling ``text.embed`` uses."""
         import torch
 
-        from ..torchutil import autocast
+        from ..text.embeddings import encode_batch
 
         enc = self.tokenizer(list(batch), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        device = self.model.device
         with torch.inference_mode():
-            with autocast(self.precision, str(self.model.device)):
-                hidden = self.model(**enc).last_hidden_state
-            hidden = hidden.float()
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            pooled = torch.nn.functional.normalize(pooled.double(), dim=-1)
+            pooled = encode_batch(self.model, enc["input_ids"].to(device), enc["attention_mask"].to(device),
+                                  precision=self.precision)
         return pooled.cpu().numpy()
 
     def embed(self, texts, *, progress: bool | None = None) -> np.ndarray:

@@ -325,7 +325,7 @@ def agreement_over(texts, explainers: dict, *, top_k: int = 5, seed: int = 0):
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from ..text import as_texts
+    from ..inputs import as_texts
 
     items = as_texts(texts, "agreement_over: texts")
     if len(explainers) < 2:
@@ -362,7 +362,7 @@ def stability_over(texts, classifier, *, method: str = "lime", seeds=(0, 1, 2), 
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from ..text import as_texts
+    from ..inputs import as_texts
 
     items = as_texts(texts, "stability_over: texts")
     frames = []

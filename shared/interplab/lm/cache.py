@@ -14,18 +14,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
 from .. import config
+from ..store import SQLiteStore
 
 FILENAME = "responses.sqlite"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS responses (
-    key TEXT PRIMARY KEY,
+_COLUMNS = """key TEXT PRIMARY KEY,
     backend TEXT NOT NULL,
     model TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -33,9 +31,7 @@ CREATE TABLE IF NOT EXISTS responses (
     response TEXT NOT NULL,
     prompt_tokens INTEGER NOT NULL DEFAULT 0,
     completion_tokens INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL
-)
-"""
+    created REAL NOT NULL"""
 
 
 def request_key(backend: str, model: str, kind: str, prompt, params: dict) -> str:
@@ -52,66 +48,42 @@ class ResponseCache:
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path else config.cache_dir("responses") / FILENAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA busy_timeout=60000")
-        try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.OperationalError:  # another process is switching it at this moment
-            pass
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(_SCHEMA)
+        self._store = SQLiteStore(self.path, "responses", _COLUMNS, wal=True)
+        self._store.query("SELECT 1")  # open (and create) the file now, as before
 
     def get(self, key: str) -> dict | None:
-        with self._lock:
-            row = self._conn.execute("SELECT response FROM responses WHERE key=?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        found = self._store.get_many([key], "response")
+        return json.loads(found[key][0]) if found else None
 
     def get_many(self, keys: list[str]) -> dict[str, dict]:
         """Every cached response among ``keys`` (one query per 500 keys)."""
-        found: dict[str, dict] = {}
-        unique = list(dict.fromkeys(keys))
-        with self._lock:
-            for i in range(0, len(unique), 500):
-                chunk = unique[i:i + 500]
-                q = "SELECT key, response FROM responses WHERE key IN (%s)" % ",".join("?" * len(chunk))
-                for k, v in self._conn.execute(q, chunk):
-                    found[k] = json.loads(v)
-        return found
+        return {k: json.loads(v) for k, (v,) in self._store.get_many(keys, "response").items()}
 
     def put(self, key: str, *, backend: str, model: str, kind: str, request: dict, response: dict,
             prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
         row = (key, backend, model, kind, json.dumps(request, ensure_ascii=False, default=str),
                json.dumps(response, ensure_ascii=False), int(prompt_tokens), int(completion_tokens), time.time())
-        with self._lock:
-            self._conn.execute("INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?,?)", row)
+        self._store.put_many([row])
 
     def __len__(self) -> int:
-        with self._lock:
-            return self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        return self._store.query("SELECT COUNT(*) FROM {table}")[0][0]
 
     def stats(self) -> dict:
         """Rows and tokens stored, per backend and model."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT backend, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens) "
-                "FROM responses GROUP BY backend, model ORDER BY backend, model").fetchall()
+        rows = self._store.query(
+            "SELECT backend, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens) "
+            "FROM {table} GROUP BY backend, model ORDER BY backend, model")
         return {f"{b}:{m}": {"responses": n, "prompt_tokens": p or 0, "completion_tokens": c or 0}
                 for b, m, n, p, c in rows}
 
     def clear(self, model: str | None = None) -> int:
         """Delete every entry (or those of one model id); returns how many were deleted."""
-        with self._lock:
-            if model is None:
-                cur = self._conn.execute("DELETE FROM responses")
-            else:
-                cur = self._conn.execute("DELETE FROM responses WHERE model=?", (model,))
-            return cur.rowcount
+        if model is None:
+            return self._store.execute("DELETE FROM {table}")
+        return self._store.execute("DELETE FROM {table} WHERE model=?", (model,))
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._store.close()
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.path)!r})"

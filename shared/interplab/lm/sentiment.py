@@ -28,14 +28,14 @@ class SentimentClassifier:
     source: str
 
     def predict_proba(self, texts) -> "np.ndarray":  # noqa: F821
-        from .. import text as _text
+        from ..text import embed
 
         texts = ["" if t is None else str(t) for t in texts]
         if not texts:
             import numpy as np
 
             return np.zeros(0)
-        X = _text.embed(texts, self.encoder, progress=False)
+        X = embed(texts, self.encoder, progress=False)
         return self.head.predict_proba(X)[:, 1]
 
     def __call__(self, texts):
@@ -53,7 +53,7 @@ def sentiment_classifier(max_train: int = 2000, encoder=None, seed: int = 0) -> 
     from sklearn.model_selection import cross_val_score
 
     from .. import data, models
-    from .. import text as _text
+    from ..text import embed
 
     df = data.load("imdb")
     source = "IMDB sample" if getattr(df, "attrs", {}).get("sample") else "IMDB"
@@ -61,7 +61,7 @@ def sentiment_classifier(max_train: int = 2000, encoder=None, seed: int = 0) -> 
         df = df.sample(max_train, random_state=seed)
     if encoder is None:
         encoder = models.load_encoder(attentions=False)
-    X = _text.embed(list(df["text"]), encoder, progress=False)
+    X = embed(list(df["text"]), encoder, progress=False)
     y = np.asarray(df["label"], dtype=int)
     head = LogisticRegression(C=1.0, max_iter=2000)
     folds = min(5, int(np.bincount(y).min()))
