@@ -36,6 +36,9 @@ _SUBMODULES = {
     "features",
     "explorer",
     "interventions",
+    "inputs",
+    "store",
+    "torchutil",
 }
 # Repository tooling behind the ``interplab`` command (``notebooks``, ``gallery``, ``new``): importable and
 # reachable as attributes (a notebook's setup cell calls ``interplab.notebooks``), but not part of the kit's API.
