@@ -10,7 +10,7 @@
 
     ta = text_activations(encoder, tokenizer, sentences)    # per-token FFN neurons + pooled sentence vectors
     text_atlas_view(grid_atlas(layout(ta.pooled)), ta)      # each cell: its most typical sentence (HTML)
-    highlight_tokens(ta, neuron=123)                        # top sentences, tokens shaded by activation
+    neuron_view(ta, neuron=123)                             # top sentences, tokens shaded by activation
 
 The simple atlas of the Activation Atlas article (Carter et al., 2019): lay activation vectors out
 in 2-D, cut the plane into a grid, and show what each cell's examples have in common. Here the
@@ -448,7 +448,7 @@ def top_tokens(ta: TextActivations, neuron: int, k: int = 10):
     return df.nlargest(k, "activation").reset_index(drop=True)
 
 
-def highlight_tokens(ta: TextActivations, neuron: int, k: int = 8) -> HTMLView:
+def neuron_view(ta: TextActivations, neuron: int, k: int = 8) -> HTMLView:
     """The ``k`` sentences where ``neuron`` fires most (by its largest token activation), each token
     shaded by its activation (orange = positive, relative to the neuron's top activation). Pure HTML."""
     maxes = ta.max_per_sentence()

@@ -143,7 +143,7 @@ def faithfulness(attributions, classifier, *, k: int = 1, tol: float = 1e-3, eff
     """
     import pandas as pd
 
-    from .text import compare
+    from .text import word_weights
 
     if isinstance(attributions, Attribution):
         attributions = [attributions]
@@ -154,7 +154,7 @@ def faithfulness(attributions, classifier, *, k: int = 1, tol: float = 1e-3, eff
         raise ValueError("faithfulness: the attributions explain different classes")
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
-    table = compare(attributions)  # checks they explain one text
+    table = word_weights(attributions)  # checks they explain one text
     text, label = atts[0].text, atts[0].label
     clf = _quiet(classifier)
     if effects is None:

@@ -10,7 +10,7 @@
 * ``"shap"``: SHAP's partition explainer with a ``shap.maskers.Text`` masker over the classifier's
   tokenizer (or over words when it has none).
 
-``compare`` lines their per-word weights up side by side, ``rank_correlation``/``top_overlap`` say
+``word_weights`` lines their per-word weights up side by side, ``rank_correlation``/``top_overlap`` say
 how much they agree, and ``stability`` re-runs one method with several seeds and sample counts.
 """
 from __future__ import annotations
@@ -179,7 +179,7 @@ def _shap(text, clf, label, names, *, num_samples, seed, tokenizer=None, batch_s
 
 # ---------------------------------------------------------------- agreement
 
-def compare(attributions, *, normalize: bool = False):
+def word_weights(attributions, *, normalize: bool = False):
     """Words x methods table of weights (0 where a method gave a word no weight).
 
     ``attributions``: a list (columns named by method) or a dict {column name: Attribution}.
@@ -197,10 +197,10 @@ def compare(attributions, *, normalize: bool = False):
             seen[a.method] = seen.get(a.method, 0) + 1
             cols.append(a.method if seen[a.method] == 1 else f"{a.method}#{seen[a.method]}")
     if not attributions:
-        raise ValueError("compare needs at least one Attribution")
+        raise ValueError("word_weights needs at least one Attribution")
     texts = {a.text for a in attributions}
     if len(texts) > 1:
-        raise ValueError("compare: the attributions explain different texts")
+        raise ValueError("word_weights: the attributions explain different texts")
     series = [a.by_word().rename(c) for a, c in zip(attributions, cols)]
     table = pd.concat(series, axis=1).fillna(0.0)
     if normalize:
@@ -333,7 +333,7 @@ def agreement_over(texts, explainers: dict, *, top_k: int = 5, seed: int = 0):
         raise ValueError("agreement_over needs at least two explainers to compare")
     rows = []
     for i, text in enumerate(tqdm(items, desc="explaining texts", unit="text", leave=False)):
-        table = compare({name: fn(text) for name, fn in explainers.items()})
+        table = word_weights({name: fn(text) for name, fn in explainers.items()})
         corr, jac = rank_correlation(table), top_overlap(table, k=top_k)
         base = _random_jaccard(len(table), top_k, seed=seed + i)
         for a, b in itertools.combinations(list(explainers), 2):
