@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import EmptyTextError
 from .attribution import WORD, Attribution
 from .classifier import BatchedClassifier
 
@@ -87,7 +88,7 @@ def deletion_effects(text: str, classifier, *, label=None, words: Sequence[str] 
     import pandas as pd
 
     if not isinstance(text, str) or not text.strip():
-        raise ValueError("text is empty: there is nothing to delete from")
+        raise EmptyTextError("text is empty: there is nothing to delete from")
     clf = _quiet(classifier)
     words = _words(text) if words is None else list(words)
     variants = [delete_words(text, w) for w in words]
