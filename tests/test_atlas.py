@@ -156,7 +156,7 @@ def test_text_views_are_escaped_and_need_no_scripts(text_acts):
     n = int(atlas.selective_units(ta.max_per_sentence(), k=1)[0])
     top = atlas.top_tokens(ta, n, k=3)
     assert top["activation"].iloc[0] == pytest.approx(ta.max_per_sentence()[:, n].max())
-    view = atlas.highlight_tokens(ta, n, k=4)
+    view = atlas.neuron_view(ta, n, k=4)
     body = view._repr_html_()
     assert "<script" not in body and "&lt;" in body and "<b>Bold" not in body
     grid = atlas.grid_atlas(atlas.layout(ta.pooled, method="pca"), grid=2)
@@ -172,7 +172,7 @@ def test_text_views_are_escaped_and_need_no_scripts(text_acts):
 @pytest.mark.browser
 def test_highlight_view_renders_offline(text_acts, open_offline, tmp_path):
     n = int(atlas.selective_units(text_acts.max_per_sentence(), k=1)[0])
-    path = atlas.highlight_tokens(text_acts, n, k=4).save(tmp_path / "neuron.html")
+    path = atlas.neuron_view(text_acts, n, k=4).save(tmp_path / "neuron.html")
     page = open_offline(path)
     assert not page.errors and not page.requests
     top = atlas.top_k(text_acts.max_per_sentence(), n, 4)

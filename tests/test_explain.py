@@ -238,17 +238,17 @@ def test_by_word_splits_ngrams_and_sums_repeats():
 
 def test_compare_agreement_and_overlap(tfidf):
     atts = [explain.explain_text(POSITIVE, tfidf, m, label=1, num_samples=300) for m in ("eli5", "lime", "shap")]
-    table = explain.compare(atts)
+    table = explain.word_weights(atts)
     assert list(table.columns) == ["eli5", "lime", "shap"]
     assert set(table.index) == {m.lower() for m in re.findall(r"\w+", POSITIVE)}
     corr = explain.rank_correlation(table)
     assert np.allclose(np.diag(corr), 1) and corr.loc["eli5", "shap"] > 0.3
     ov = explain.top_overlap(table, k=3)
     assert ((ov >= 0) & (ov <= 1)).all().all() and np.allclose(ov, ov.T)
-    assert explain.compare(atts, normalize=True).abs().max().max() == pytest.approx(1.0)
+    assert explain.word_weights(atts, normalize=True).abs().max().max() == pytest.approx(1.0)
     other = explain.explain_text(NEGATIVE, tfidf, "eli5", label=1)
     with pytest.raises(ValueError, match="different texts"):
-        explain.compare([atts[0], other])
+        explain.word_weights([atts[0], other])
 
 
 def test_stability_reports_overlap_and_sign_flips(tfidf):
@@ -295,7 +295,7 @@ def test_static_figures(tfidf):
     assert len(ax.patches) == 5
     ax2 = att.plot_text(width=40)
     assert len(ax2.patches) > 0
-    ax3 = explain.plot_comparison(explain.compare([att]), k=4)
+    ax3 = explain.plot_comparison(explain.word_weights([att]), k=4)
     assert len(ax3.patches) == 4
 
 

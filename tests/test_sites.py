@@ -280,12 +280,12 @@ def test_adapter_facts(smol, mini, toy_sm):
         sites.wrap(torch.nn.Linear(2, 2))
 
 
-def test_head_scores_find_smollm2_induction_heads(smol):
+def test_induction_scores_find_smollm2_induction_heads(smol):
     """The kit's head-score functions work on smollm2: on repeated random tokens some heads attend to the
     induction target far above chance (the mean over all heads is the baseline)."""
-    from interplab.toy import head_scores
+    from interplab.toy import induction_scores
 
-    scores = head_scores(smol.model, length=12, batch_size=4, seed=0)
+    scores = induction_scores(smol.model, length=12, batch_size=4, seed=0)
     ind = scores["induction"]
     layer, head = divmod(int(ind.values.argmax()), ind.shape[1])
     print(f"smollm2 best induction head L{layer}H{head}: {ind.values.max():.2f} (mean over heads {ind.values.mean():.3f})")

@@ -198,7 +198,7 @@ def test_trained_model_has_a_real_induction_head(trained):
     assert check.b, check.summary()  # (b) >= 0.9 accuracy at every held-out repeat length
     assert check.c, check.summary()  # (c) ablating that head breaks (b)
     assert max(check.ablated_accuracy.values()) < 0.5
-    scores = toy.head_scores(model)
+    scores = toy.induction_scores(model)
     # a previous-token head in layer 0 for the induction head to compose with
     assert check.previous_token_head[0] == 0 and check.previous_token_score >= 0.5
     assert scores["previous_token"].loc[0].max() > max(scores["duplicate_token"].loc[0].max(), scores["induction"].loc[0].max())

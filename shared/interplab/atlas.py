@@ -10,7 +10,7 @@
 
     ta = text_activations(encoder, tokenizer, sentences)    # per-token FFN neurons + pooled sentence vectors
     text_atlas_view(grid_atlas(layout(ta.pooled)), ta)      # each cell: its most typical sentence (HTML)
-    highlight_tokens(ta, neuron=123)                        # top sentences, tokens shaded by activation
+    neuron_view(ta, neuron=123)                             # top sentences, tokens shaded by activation
 
 The simple atlas of the Activation Atlas article (Carter et al., 2019): lay activation vectors out
 in 2-D, cut the plane into a grid, and show what each cell's examples have in common. Here the
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .html import HTMLView
+from .html import HTMLView, shade, shaded_tokens
 from .torchutil import limit_threads
 
 
@@ -409,7 +409,7 @@ def top_tokens(ta: TextActivations, neuron: int, k: int = 10):
     return df.nlargest(k, "activation").reset_index(drop=True)
 
 
-def highlight_tokens(ta: TextActivations, neuron: int, k: int = 8) -> HTMLView:
+def neuron_view(ta: TextActivations, neuron: int, k: int = 8) -> HTMLView:
     """The ``k`` sentences where ``neuron`` fires most (by its largest token activation), each token
     shaded by its activation (orange = positive, relative to the neuron's top activation). Pure HTML."""
     maxes = ta.max_per_sentence()
@@ -417,22 +417,16 @@ def highlight_tokens(ta: TextActivations, neuron: int, k: int = 8) -> HTMLView:
     scale = float(maxes[idx[0], neuron]) if len(idx) and maxes[idx[0], neuron] > 0 else 1.0
     lines = []
     for i in idx:
-        spans = []
-        sentence, offsets = ta.sentences[i], (ta.offsets[i] if ta.offsets else None)
-        end = 0
-        for t, (tok, a) in enumerate(zip(ta.tokens[i], ta.neurons[i][:, neuron])):
-            alpha = float(np.clip(a / scale, 0, 1))
-            if offsets:  # the sentence's own characters (case, spacing), gaps left unshaded
-                start, stop = offsets[t]
-                gap, text = sentence[end:start], sentence[start:stop]
-                end = stop
-            else:
-                gap, text = ("", tok[2:]) if tok.startswith("##") else (" ", tok)
-            spans.append(f"{_html.escape(gap)}<span title='{a:.3f}' style='background:rgba(255,140,0,{alpha:.2f})'>"
-                         f"{_html.escape(text)}</span>")
-        if offsets:
-            spans.append(_html.escape(sentence[end:]))
-        lines.append(f"<div style='margin:2px 0'><code style='color:#888'>{maxes[i, neuron]:6.2f}</code> {''.join(spans)}</div>")
+        sentence, offsets, acts = ta.sentences[i], (ta.offsets[i] if ta.offsets else None), ta.neurons[i][:, neuron]
+        if offsets:  # the sentence's own characters (case, spacing), gaps left unshaded
+            ends = [0] + [stop for _, stop in offsets]
+            gaps = [sentence[e:start] for e, (start, _) in zip(ends, offsets)]
+            texts, tail = [sentence[a:b] for a, b in offsets], sentence[ends[-1]:]
+        else:
+            pieces = [("", tok[2:]) if tok.startswith("##") else (" ", tok) for tok in ta.tokens[i]]
+            gaps, texts, tail = [g for g, _ in pieces], [t for _, t in pieces], ""
+        spans = shaded_tokens(texts, [shade(a, scale) for a in acts], [f"{a:.3f}" for a in acts], gaps=gaps, tail=tail)
+        lines.append(f"<div style='margin:2px 0'><code style='color:#888'>{maxes[i, neuron]:6.2f}</code> {spans}</div>")
     body = (
         f"<div class='interplab-neuron' style='font-family:sans-serif;font-size:13px'>"
         f"<b>layer {ta.layer}, FFN neuron {neuron}</b>: top {len(idx)} of {len(ta.sentences)} sentences "

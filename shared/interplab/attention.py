@@ -18,13 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import EmptyTextError
 from .html import HTMLView, vendor_scripts
+from .sites import NoAttentionError
 
 SCORES = ("previous_token", "self", "first", "sep", "same_token")
-
-
-class NoAttentionError(ValueError):
-    """The model did not return attention weights."""
 
 
 @dataclass
@@ -59,7 +57,7 @@ def get_attention(model, tokenizer, text: str, text_b: str | None = None, max_le
 
     for t in (text, text_b):
         if t is not None and (not isinstance(t, str) or not t.strip()):
-            raise ValueError("text is empty: give at least one word to visualise attention over")
+            raise EmptyTextError("text is empty: give at least one word to visualise attention over")
     try:
         sm = sites.wrap(model, tokenizer)
     except TypeError as exc:
@@ -208,9 +206,10 @@ def scores_over(model, tokenizer, texts: list[str], kind: str = "previous_token"
     for text in tqdm(list(texts), desc=f"{kind} scores", unit="text", leave=False):
         try:
             tables.append(head_scores(get_attention(model, tokenizer, text), kind))
-        except ValueError as exc:
-            if "text is empty" in str(exc):
-                raise
+        except (EmptyTextError, NoAttentionError):
+            raise
+        except ValueError:  # the score is undefined on this text
+            pass
     if not tables:
         raise ValueError(f"no text gave a {kind} score")
     out = sum(tables) / len(tables)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import EmptyTextError
 from .html import HTMLView, static_text
 
 
@@ -101,7 +102,7 @@ def trace(model, tokenizer, text: str, top_k: int = 5) -> Trace:
     import torch
 
     if not isinstance(text, str) or not text.strip():
-        raise ValueError("text is empty: give the explorer at least one word")
+        raise EmptyTextError("text is empty: give the explorer at least one word")
     ids = _encode(tokenizer, text, _context(model, tokenizer))
     x = torch.tensor([ids])
     sm = _sm(model, tokenizer)

@@ -48,6 +48,48 @@ def vendor_scripts(*libs: str) -> str:
     return '<script type="text/javascript">\n' + "\n".join(parts) + "\n</script>\n"
 
 
+#: the kit's colour for an activation (orange); signed weights add a second colour for negative values
+ORANGE = (255, 140, 0)
+
+
+def shade(value: float, scale: float, pos=ORANGE, neg=None, alpha=(0.0, 1.0)) -> str:
+    """CSS colour for ``value`` at ``scale`` (the value drawn at full strength): ``pos`` for positive values,
+    ``neg`` for negative ones (None: one-sided, negatives get no colour), opacity from ``alpha[0]`` to
+    ``alpha[1]`` as ``|value| / scale`` goes from 0 to 1 (clipped). A scale <= 0 shades nothing."""
+    if neg is not None and value < 0:
+        rgb, frac = neg, -value
+    else:
+        rgb, frac = pos, value
+    frac = min(max(float(frac) / scale, 0.0), 1.0) if scale > 0 else 0.0
+    lo, hi = alpha
+    r, g, b = rgb
+    return f"rgba({r},{g},{b},{lo + (hi - lo) * frac:.2f})"
+
+
+def shaded_tokens(tokens, colours, titles, *, gaps=None, tail: str = "", sep: str = "", style: str = "",
+                  styles=None) -> str:
+    """HTML of ``tokens`` shaded one by one: the kit's one token-shading renderer (the atlas, SAE feature
+    views, LM log-probs and text explanations all draw through it).
+
+    Each token becomes ``<span title=TITLE style="background:COLOUR;STYLE">TOKEN</span>`` with its text and
+    title escaped (a token that renders as nothing, e.g. an empty string, becomes a zero-width space so it
+    can still be hovered); a colour of None leaves that token as plain escaped text, with no span.
+    ``gaps[i]`` is unshaded text before token ``i`` (the source's own spacing), ``tail`` follows the last
+    token, ``sep`` joins the pieces; ``style`` is extra CSS for every span, ``styles[i]`` for one.
+    Whitespace is kept as given: put ``white-space:pre-wrap`` in ``style`` (or on the container) to show it.
+    """
+    out = []
+    for i, (tok, colour, title) in enumerate(zip(tokens, colours, titles)):
+        gap = _html.escape(gaps[i]) if gaps is not None else ""
+        text = _html.escape(str(tok))
+        if colour is None:
+            out.append(gap + text)
+            continue
+        css = f"background:{colour};{style}{styles[i] if styles is not None else ''}".rstrip(";")
+        out.append(f'{gap}<span title="{_html.escape(str(title))}" style="{css}">{text or "&#8203;"}</span>')
+    return sep.join(out) + _html.escape(tail)
+
+
 class HTMLView:
     """An HTML fragment that displays inline in notebooks and can be saved as a standalone page."""
 

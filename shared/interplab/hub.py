@@ -9,7 +9,8 @@ fetched once more; nothing that failed is ever returned or left in the cache.
 
 Every failure is ONE line, in one of three exceptions:
 
-* :class:`OfflineError`: not cached and the hub cannot be reached: offline mode, refused or dropped
+* :class:`OfflineError`: not cached and the hub cannot be reached: offline mode (:class:`NotCachedError`,
+  :class:`CorruptCacheError` when the cached copy failed its checksum and was removed), refused or dropped
   connections, a hub that does not start sending within ``INTERPLAB_HUB_TIMEOUT`` seconds (default
   20), a transfer that stalls (``HF_HUB_DOWNLOAD_TIMEOUT`` per read, then huggingface_hub's retries);
 * :class:`HubNotFoundError`: the hub answered that the repo, the revision or the file does not exist;
@@ -28,17 +29,26 @@ import time
 from pathlib import Path
 
 from . import config
+from .errors import InterplabError
 
 _HEX40 = re.compile(r"[0-9a-f]{40}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-class HubError(RuntimeError):
+class HubError(InterplabError, RuntimeError):
     """A hub file could not be provided (base class; the message is one line)."""
 
 
 class OfflineError(HubError):
     """The file is not cached and the hub cannot be reached (or offline mode is on)."""
+
+
+class NotCachedError(OfflineError):
+    """Downloads are off and the file (or snapshot) is not in the cache."""
+
+
+class CorruptCacheError(NotCachedError):
+    """Downloads are off and the cached copy failed its checksum (it was removed)."""
 
 
 class HubNotFoundError(HubError, LookupError):
@@ -182,9 +192,9 @@ def fetch(
         if path is None:
             if not online:
                 if problem:
-                    raise OfflineError(f"cached {where} failed its checksum ({problem}) and downloads are off; "
+                    raise CorruptCacheError(f"cached {where} failed its checksum ({problem}) and downloads are off; "
                                        "it was removed")
-                raise OfflineError(
+                raise NotCachedError(
                     f"{where} is not in the Hugging Face cache and downloads are off "
                     "(HF_HUB_OFFLINE/INTERPLAB_OFFLINE): run once online, e.g. `interplab datasets download`")
             try:
@@ -224,7 +234,7 @@ def fetch_snapshot(repo_id: str, *, revision: str | None = None, repo_type: str 
         try:
             return Path(snapshot_download(repo_id, revision=revision, repo_type=repo_type, local_files_only=True))
         except Exception as exc:
-            raise OfflineError(f"{repo_id} is not in the Hugging Face cache and downloads are off "
+            raise NotCachedError(f"{repo_id} is not in the Hugging Face cache and downloads are off "
                                "(HF_HUB_OFFLINE/INTERPLAB_OFFLINE): run once online") from exc
     try:
         info = HfApi().repo_info(repo_id, revision=revision, repo_type=repo_type, timeout=timeout())
@@ -274,7 +284,7 @@ def fetch_github(repo: str, commit: str, path: str, dest: str | Path, *, sha256:
         return dest
     url = f"{github_raw()}/{repo}/{commit}/{path}"
     if not config.network_allowed():
-        raise OfflineError(f"{repo}@{commit[:7]}/{path} is not cached and downloads are off (HF_HUB_OFFLINE/INTERPLAB_OFFLINE)")
+        raise NotCachedError(f"{repo}@{commit[:7]}/{path} is not cached and downloads are off (HF_HUB_OFFLINE/INTERPLAB_OFFLINE)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
     try:

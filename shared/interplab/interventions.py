@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import InterplabError
+
 #: the short site kinds a sweep walks over (``sites.name(kind, layer)`` builds the full name)
 SITE_KINDS = ("resid_pre", "resid_post", "attn_out", "mlp_out", "z")
 
@@ -675,7 +677,7 @@ def logit_lens(model, text, target, position: int = -1):
 
 
 # --- remote (NDIF through nnsight) ----------------------------------------------------------------
-class RemoteUnavailableError(RuntimeError):
+class RemoteUnavailableError(InterplabError, RuntimeError):
     """Remote execution was asked for but cannot run here (no key, no network)."""
 
 

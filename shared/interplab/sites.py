@@ -58,11 +58,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-__all__ = ["Adapter", "Cache", "Hook", "HookError", "SiteError", "SiteModel", "SiteRangeError", "UnknownSiteError",
+from .errors import InterplabError
+
+__all__ = ["Adapter", "Cache", "Hook", "HookError", "NoAttentionError", "SiteError", "SiteModel", "SiteRangeError", "UnknownSiteError",
            "adapter", "name", "wrap"]
 
 
-class SiteError(Exception):
+class SiteError(InterplabError):
     """Base of the site layer's errors (one-line messages)."""
 
     def __str__(self) -> str:  # KeyError would quote the message
@@ -79,6 +81,10 @@ class SiteRangeError(SiteError, ValueError, IndexError):
 
 class HookError(SiteError, RuntimeError):
     """A hook function raised (or returned a tensor of the wrong shape); names the site."""
+
+
+class NoAttentionError(HookError, ValueError):
+    """The model returned no attention weights for a pattern site (``interplab.attention`` and the explorer raise it too)."""
 
 
 # --------------------------------------------------------------------------- names
@@ -616,7 +622,7 @@ class SiteModel:
         if rest == "attn.hook_pattern":
             def check(x, site=site):
                 if x is None:
-                    raise HookError(f"{site!r}: the model returned no attention weights (load it with attentions=True)")
+                    raise NoAttentionError(f"{site!r}: the model returned no attention weights (load it with attentions=True)")
                 return x
 
             def pattern_run(x):

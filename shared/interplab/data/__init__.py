@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 
 from ._base import CorruptFileError, DatasetError, data_dir
 
@@ -97,12 +98,10 @@ def load(name: str, split: str | None = None, source="auto", **options):
         name = resolve_task_name(name)
     fam, _ = _lookup(name)
     mod = importlib.import_module(f"{__name__}.{fam}")
-    try:
-        return mod.load(name, split=split, source=source, **options)
-    except TypeError as exc:
-        if "unexpected keyword" in str(exc):
-            raise DatasetError(f"{name}: unsupported option(s) {sorted(options)}; see help(interplab.data.{fam})") from None
-        raise
+    accepted = inspect.signature(mod.load).parameters
+    if set(options) - set(accepted):  # checked before the call, so a TypeError inside a loader stays one
+        raise DatasetError(f"{name}: unsupported option(s) {sorted(options)}; see help(interplab.data.{fam})")
+    return mod.load(name, split=split, source=source, **options)
 
 
 def info(name: str) -> dict:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..errors import InterplabError
+
 log = logging.getLogger("interplab.data")
 
 SOURCES = ("auto", "hub", "sample")
@@ -48,11 +50,11 @@ def data_dir() -> Path | None:
     return path
 
 
-class DatasetError(ValueError):
+class DatasetError(InterplabError, ValueError):
     """A dataset request that cannot be served (unknown name, split or option)."""
 
 
-class CorruptFileError(ValueError):
+class CorruptFileError(InterplabError, ValueError):
     """A data file is truncated or malformed; nothing was parsed from it."""
 
 
@@ -231,13 +233,14 @@ def _hub_errors() -> tuple[type[Exception], ...]:
 
 
 def _reason(exc: Exception) -> str:
-    from ..hub import HubNotFoundError, OfflineError
+    from ..hub import CorruptCacheError, HubNotFoundError, NotCachedError, OfflineError
 
+    if isinstance(exc, CorruptCacheError):
+        return "cached hub file failed its checksum and the hub is unreachable"
+    if isinstance(exc, NotCachedError):
+        return "hub unreachable and file not cached"
     if isinstance(exc, OfflineError):
-        text = str(exc)
-        if "checksum" in text:
-            return "cached hub file failed its checksum and the hub is unreachable"
-        return "hub unreachable and file not cached" if "not in the Hugging Face cache" in text else f"hub unreachable ({text[:160]})"
+        return f"hub unreachable ({str(exc)[:160]})"
     if isinstance(exc, HubNotFoundError):
         return f"hub file not available ({exc})"
     if isinstance(exc, CorruptFileError):

@@ -27,6 +27,8 @@ import math
 
 import numpy as np
 
+from ..errors import InterplabError
+
 TASK_TYPES = ("classification", "sequence_prob", "logodds", "absolute_logodds")
 RESULT_COLUMNS = {
     "classification": ["loss", "correct", "total_logprob"],
@@ -36,7 +38,7 @@ RESULT_COLUMNS = {
 }
 
 
-class TaskError(ValueError):
+class TaskError(InterplabError, ValueError):
     """A task table that cannot be scored: missing columns, bad classes or answer_index (rows named)."""
 
 

@@ -8,7 +8,7 @@ Text::
     att = explain.explain_text(review, clf, "lime", label="pos", num_samples=1000)
     att                                     # highlighted text + weight bars (plain HTML, offline)
     att.plot()                              # the same as a static matplotlib figure
-    table = explain.compare([att, explain.explain_text(review, clf, "shap", label="pos")])
+    table = explain.word_weights([att, explain.explain_text(review, clf, "shap", label="pos")])
     explain.rank_correlation(table)         # do the methods agree?
     explain.stability(review, clf, seeds=(0, 1, 2), num_samples=(250, 1000)).summary
     per_text, summary = explain.agreement_over(random_reviews, {"lime": f, "shap": g})  # many texts, with spread
@@ -30,14 +30,14 @@ from .render import (attribution_html, compare_html, eli5_html, overlapping_text
                      plot_text, plot_waterfall, plot_weights)
 from .tabular import (global_rankings, lime_ranking, lime_tabular, linear_baseline, model_output, permutation_ranking,
                       ranking_agreement, shap_values)
-from .text import (METHODS, Stability, agreement_over, compare, explain_text, rank_correlation, stability,
-                   stability_over, top_overlap)
+from .text import (METHODS, Stability, agreement_over, explain_text, rank_correlation, stability,
+                   stability_over, top_overlap, word_weights)
 
 __all__ = [
     "Attribution", "BatchedClassifier", "agreement_over", "stability_over", "EncoderClassifier", "METHODS", "Stability", "attribution_html",
-    "batched_map", "compare", "compare_html", "eli5_html", "explain_text", "global_rankings", "lime_ranking",
+    "batched_map", "compare_html", "eli5_html", "explain_text", "global_rankings", "lime_ranking",
     "lime_tabular", "linear_baseline", "model_output", "permutation_ranking", "plot_comparison", "plot_stability", "plot_text", "plot_weights", "plot_waterfall", "overlapping_texts",
-    "rank_correlation", "ranking_agreement", "shap_values", "stability", "text_classifier", "top_overlap",
+    "rank_correlation", "ranking_agreement", "shap_values", "stability", "text_classifier", "top_overlap", "word_weights",
     "wrap_classifier", "Faithfulness", "MinimalPairs", "delete_words", "deletion_effects", "faithfulness",
     "minimal_pairs",
 ]

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import EmptyTextError
 from .attribution import WORD, Attribution
 from .classifier import BatchedClassifier
 
@@ -87,7 +88,7 @@ def deletion_effects(text: str, classifier, *, label=None, words: Sequence[str] 
     import pandas as pd
 
     if not isinstance(text, str) or not text.strip():
-        raise ValueError("text is empty: there is nothing to delete from")
+        raise EmptyTextError("text is empty: there is nothing to delete from")
     clf = _quiet(classifier)
     words = _words(text) if words is None else list(words)
     variants = [delete_words(text, w) for w in words]
@@ -143,7 +144,7 @@ def faithfulness(attributions, classifier, *, k: int = 1, tol: float = 1e-3, eff
     """
     import pandas as pd
 
-    from .text import compare
+    from .text import word_weights
 
     if isinstance(attributions, Attribution):
         attributions = [attributions]
@@ -154,7 +155,7 @@ def faithfulness(attributions, classifier, *, k: int = 1, tol: float = 1e-3, eff
         raise ValueError("faithfulness: the attributions explain different classes")
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
-    table = compare(attributions)  # checks they explain one text
+    table = word_weights(attributions)  # checks they explain one text
     text, label = atts[0].text, atts[0].label
     clf = _quiet(classifier)
     if effects is None:

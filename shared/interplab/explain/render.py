@@ -17,14 +17,6 @@ POS_RGB = (26, 133, 74)    # green: pushes towards the explained class
 NEG_RGB = (214, 39, 40)    # red: pushes away from it
 
 
-def _rgba(w: float, scale: float) -> str:
-    if scale <= 0 or w == 0:
-        return "transparent"
-    r, g, b = POS_RGB if w > 0 else NEG_RGB
-    alpha = 0.12 + 0.68 * min(abs(w) / scale, 1.0)
-    return f"rgba({r},{g},{b},{alpha:.2f})"
-
-
 def _char_weights(att) -> np.ndarray:
     """Weight at each character of the text: the sum of the features whose spans cover it."""
     cw = np.zeros(len(att.text or ""))
@@ -39,21 +31,16 @@ def highlighted_text_html(att) -> str:
     text = att.text or ""
     if not text:
         return ""
+    from ..html import shade, shaded_tokens
+
     cw = _char_weights(att)
     scale = float(np.abs(cw).max()) if len(cw) else 0.0
-    out, start = [], 0
-    for i in range(1, len(text) + 1):
-        if i == len(text) or cw[i] != cw[start]:
-            chunk = _html.escape(text[start:i])
-            w = cw[start]
-            if w == 0:
-                out.append(chunk)
-            else:
-                out.append(f'<span style="background:{_rgba(w, scale)};border-radius:3px;padding:0 1px" '
-                           f'title="{w:+.4f}">{chunk}</span>')
-            start = i
+    cuts = [0] + [i for i in range(1, len(text)) if cw[i] != cw[i - 1]] + [len(text)]  # runs of one weight
+    chunks, weights = [text[a:b] for a, b in zip(cuts, cuts[1:])], [float(cw[a]) for a in cuts[:-1]]
+    colours = [None if w == 0 else shade(w, scale, POS_RGB, NEG_RGB, alpha=(0.12, 0.80)) for w in weights]
+    out = shaded_tokens(chunks, colours, [f"{w:+.4f}" for w in weights], style="border-radius:3px;padding:0 1px")
     return ('<div style="line-height:1.9;white-space:pre-wrap;font-size:14px;color:#111;background:#fff;'
-            'padding:6px 8px;border:1px solid #ddd;border-radius:4px">' + "".join(out) + "</div>")
+            'padding:6px 8px;border:1px solid #ddd;border-radius:4px">' + out + "</div>")
 
 
 def _header(att, name: str | None = None) -> str:

@@ -10,7 +10,7 @@
 * ``"shap"``: SHAP's partition explainer with a ``shap.maskers.Text`` masker over the classifier's
   tokenizer (or over words when it has none).
 
-``compare`` lines their per-word weights up side by side, ``rank_correlation``/``top_overlap`` say
+``word_weights`` lines their per-word weights up side by side, ``rank_correlation``/``top_overlap`` say
 how much they agree, and ``stability`` re-runs one method with several seeds and sample counts.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import EmptyTextError
 from .attribution import Attribution
 from .classifier import BatchedClassifier, wrap_classifier
 
@@ -30,7 +31,7 @@ def _resolve(text: str, classifier, label):
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     if not text.strip():
-        raise ValueError("text is empty: there is nothing to explain")
+        raise EmptyTextError("text is empty: there is nothing to explain")
     clf = classifier if isinstance(classifier, BatchedClassifier) else wrap_classifier(classifier)
     proba = clf.predict_proba([text])[0]
     names = clf.class_names or [str(i) for i in range(len(proba))]
@@ -178,7 +179,7 @@ def _shap(text, clf, label, names, *, num_samples, seed, tokenizer=None, batch_s
 
 # ---------------------------------------------------------------- agreement
 
-def compare(attributions, *, normalize: bool = False):
+def word_weights(attributions, *, normalize: bool = False):
     """Words x methods table of weights (0 where a method gave a word no weight).
 
     ``attributions``: a list (columns named by method) or a dict {column name: Attribution}.
@@ -196,10 +197,10 @@ def compare(attributions, *, normalize: bool = False):
             seen[a.method] = seen.get(a.method, 0) + 1
             cols.append(a.method if seen[a.method] == 1 else f"{a.method}#{seen[a.method]}")
     if not attributions:
-        raise ValueError("compare needs at least one Attribution")
+        raise ValueError("word_weights needs at least one Attribution")
     texts = {a.text for a in attributions}
     if len(texts) > 1:
-        raise ValueError("compare: the attributions explain different texts")
+        raise ValueError("word_weights: the attributions explain different texts")
     series = [a.by_word().rename(c) for a, c in zip(attributions, cols)]
     table = pd.concat(series, axis=1).fillna(0.0)
     if normalize:
@@ -332,7 +333,7 @@ def agreement_over(texts, explainers: dict, *, top_k: int = 5, seed: int = 0):
         raise ValueError("agreement_over needs at least two explainers to compare")
     rows = []
     for i, text in enumerate(tqdm(items, desc="explaining texts", unit="text", leave=False)):
-        table = compare({name: fn(text) for name, fn in explainers.items()})
+        table = word_weights({name: fn(text) for name, fn in explainers.items()})
         corr, jac = rank_correlation(table), top_overlap(table, k=top_k)
         base = _random_jaccard(len(table), top_k, seed=seed + i)
         for a, b in itertools.combinations(list(explainers), 2):

@@ -13,7 +13,7 @@ import html as _html
 
 import numpy as np
 
-from ..html import HTMLView
+from ..html import HTMLView, shade, shaded_tokens
 
 
 def feature_activations(sae, acts, batch_size: int = 4096, exclude_special: bool = False) -> np.ndarray:
@@ -66,14 +66,10 @@ def top_examples(sae, acts, feature: int, k: int = 10, window: int = 8, f_acts=N
 
 
 def _highlight(tokens, values, vmax, center=None) -> str:
-    spans = []
-    for j, (tok, v) in enumerate(zip(tokens, values)):
-        alpha = 0.0 if vmax <= 0 else min(1.0, max(0.0, float(v) / vmax))
-        border = "border-bottom:2px solid #c0392b;" if j == center else ""
-        title = f"{tok}: {float(v):.3g}"
-        spans.append(f"<span title='{_html.escape(title, quote=True)}' style='background:rgba(255,140,0,{alpha:.2f});"
-                     f"{border}padding:0 1px;border-radius:2px'>{_html.escape(tok)}</span>")
-    return " ".join(spans)
+    """Tokens shaded by activation (orange, relative to ``vmax``), the ``center`` token underlined."""
+    return shaded_tokens(tokens, [shade(float(v), vmax) for v in values], [f"{t}: {float(v):.3g}" for t, v in zip(tokens, values)],
+                         sep=" ", style="padding:0 1px;border-radius:2px;",
+                         styles=["border-bottom:2px solid #c0392b;" if j == center else "" for j in range(len(tokens))])
 
 
 def feature_view(sae, acts, features, k: int = 5, window: int = 10, f_acts=None, title: str = "SAE features") -> HTMLView:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from .budget import PRICES, Budget, price_of, session_budget, set_budget
 from .cache import ResponseCache, default_cache
-from .compare import RepeatProbe, compare_scores, induction_gaps, repeat_probe
+from .multimodel import RepeatProbe, compare_scores, induction_gaps, repeat_probe
 from .core import (Completion, first_token_logprobs, generate, generate_many, get_backend, score, score_many)
 from .errors import (BatchError, KeyRejectedError, LMError, MissingKeyError, ScoringNotSupportedError,
                      SpendingCapError)

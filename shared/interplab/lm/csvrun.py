@@ -16,11 +16,13 @@ import os
 import sys
 from pathlib import Path
 
+from ..errors import InterplabError
+
 TEMPERATURE_COLUMNS = ("temperature (creativity)", "temperature")
 MAX_TOKENS_COLUMNS = ("max tokens in output", "max tokens", "max_tokens")
 
 
-class CSVError(ValueError):
+class CSVError(InterplabError, ValueError):
     """A problem with the input sheet (one line, naming the row and column)."""
 
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import re
 
+from ..errors import InterplabError
 
-class LMError(RuntimeError):
+
+class LMError(InterplabError, RuntimeError):
     """Base class: something went wrong getting responses out of a model."""
 
 

@@ -23,7 +23,7 @@ criteria), ``neurons`` (GeLU vs SoLU neuron statistics), ``zoo`` (build / load /
 from __future__ import annotations
 
 from .diagnostics import (SCORE_KINDS, InductionCheck, ablation_table, attention_result, check_induction,
-                          direct_logit_attribution, head_scores, loss_by_position, plot_in_context_loss, repeat_metrics,
+                          direct_logit_attribution, induction_scores, loss_by_position, plot_in_context_loss, repeat_metrics,
                           repeated_tokens,
                           scores_from_patterns)
 from .model import ToyConfig, ToyTransformer
@@ -35,6 +35,6 @@ from .zoo import NAMES, RECIPES, build, list_models, load, original_configs, tra
 __all__ = [
     "NAMES", "RECIPES", "SCORE_KINDS", "FactsTask", "InductionCheck", "InductionTask", "ModAddTask", "SortTask",
     "ToyConfig", "ToyTokenizer", "ToyTransformer", "TrainHistory", "ablation_table", "attention_result", "build",
-    "check_induction", "direct_logit_attribution", "get_task", "head_scores", "load", "loss_by_position",
+    "check_induction", "direct_logit_attribution", "get_task", "induction_scores", "load", "loss_by_position",
     "original_configs", "plot_in_context_loss", "repeat_metrics", "repeated_tokens", "scores_from_patterns", "train", "train_model", "list_models",
 ]

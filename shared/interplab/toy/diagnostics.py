@@ -1,6 +1,6 @@
 """Head diagnostics for the toy models: which heads do what, and what breaks without them.
 
-    scores = head_scores(model)                       # DataFrames (layer x head) on [BOS] r r sequences
+    scores = induction_scores(model)                  # DataFrames (layer x head) on [BOS] r r sequences
     scores["induction"], scores["previous_token"], scores["duplicate_token"]
     direct_logit_attribution(model)                   # how much each head pushes the right answer
     ablation_table(model, kind="zero")                # loss change when each head is removed
@@ -122,7 +122,7 @@ def repeated_tokens(model, length: int = 20, batch_size: int = 64, seed: int = 0
     return torch.cat([r, r], dim=1)
 
 
-def head_scores(model, tokens: torch.Tensor | None = None, length: int = 20, batch_size: int = 64, seed: int = 0):
+def induction_scores(model, tokens: torch.Tensor | None = None, length: int = 20, batch_size: int = 64, seed: int = 0):
     """Previous-token, duplicate-token and induction score of every head: ``{kind: DataFrame layer x head}``
     (toy models and any causal LM ``interplab.sites`` reads)."""
     tokens = repeated_tokens(model, length, batch_size, seed) if tokens is None else torch.as_tensor(tokens)
@@ -300,7 +300,7 @@ def check_induction(model, lengths=None, batch_size: int = 64, seed: int = 1, sc
     """Test criteria (a), (b), (c) on a model; ``lengths`` default to the training task's held-out lengths."""
     if lengths is None:
         lengths = tuple(model.cfg.extra.get("eval_lengths", InductionTask().eval_lengths))
-    scores = head_scores(model, batch_size=batch_size, seed=seed)
+    scores = induction_scores(model, batch_size=batch_size, seed=seed)
     ind = scores["induction"].to_numpy().copy()
     prev = scores["previous_token"].to_numpy()
     if model.cfg.n_layers > 1:
