@@ -1,13 +1,13 @@
 """Two sets of texts side by side: ``compare`` and the ``Comparison`` it returns."""
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..errors import TooFewTermsError
 from ..inputs import as_texts
 from .embeddings import _unit, embed
 from .maps import plot_map
@@ -126,13 +126,9 @@ def compare(
     k = max(1, min(n_topics, len(both)))
     try:
         tm = topics(both, k, method=topic_method, random_state=random_state, **kw)
-    except ValueError as exc:  # tiny inputs: fewer distinct terms than topics
-        found = re.search(r"the (\d+) distinct terms", str(exc))
-        if not found:
-            raise
-        warnings.warn(f"compare: only {found.group(1)} distinct terms, so {found.group(1)} topic(s) instead of {k}",
-                      stacklevel=2)
-        tm = topics(both, int(found.group(1)), method=topic_method, random_state=random_state, **kw)
+    except TooFewTermsError as exc:  # tiny inputs: fewer distinct terms than topics
+        warnings.warn(f"compare: only {exc.n_terms} distinct terms, so {exc.n_terms} topic(s) instead of {k}", stacklevel=2)
+        tm = topics(both, exc.n_terms, method=topic_method, random_state=random_state, **kw)
     shares = tm.shares(groups)
 
     def lengths(ts):

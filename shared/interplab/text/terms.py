@@ -7,6 +7,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..errors import NoTermsError
 from ..inputs import as_texts
 from .tokens import stop_words, tokenize
 
@@ -62,7 +63,7 @@ def _fit(vec, texts: list[str], what: str):
     except ValueError as exc:
         msg = str(exc)
         if "empty vocabulary" in msg:
-            raise ValueError(
+            raise NoTermsError(
                 f"{what}: no terms left to count ({len(texts)} text(s)); they are empty or contain only stop words"
             ) from None
         if "max_df corresponds to < documents than min_df" in msg or "min_df" in msg:
@@ -96,9 +97,7 @@ def frequencies(
     cols = ["term", "n", "count", "documents", "share"]
     try:
         X = _fit(vec, items, "frequencies")
-    except ValueError as exc:
-        if "no terms left" not in str(exc):
-            raise
+    except NoTermsError as exc:
         warnings.warn(str(exc), stacklevel=2)
         return pd.DataFrame(columns=cols)
     terms = vec.get_feature_names_out()

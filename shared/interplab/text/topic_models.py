@@ -7,6 +7,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..errors import TooFewTermsError
 from ..inputs import as_texts
 from .terms import _fit, _vectorizer
 
@@ -130,7 +131,8 @@ def topics(
     X = _fit(vec, items, "topics")
     terms = vec.get_feature_names_out()
     if n_topics > len(terms):
-        raise ValueError(f"n_topics={n_topics} is more than the {len(terms)} distinct terms in the texts")
+        raise TooFewTermsError(f"n_topics={n_topics} is more than the {len(terms)} distinct terms in the texts",
+                               n_terms=len(terms))
     if method == "nmf":
         from sklearn.decomposition import NMF
 
