@@ -133,6 +133,40 @@ def test_readme_run_times_come_from_the_gallery(tmp_path):
     assert gallery.runtime_label(42) == "~40 s" and gallery.runtime_label(95) == "~2 min"
 
 
+def test_notebook_intro_run_time_follows_the_readme(tmp_path):
+    """The notebook's own "Run time" line gets the same measured number as its README row (one source)."""
+    (tmp_path / "notebooks").mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        "# A\n\n**Run time:** ~9 min (cold) on 2 CPU cores, offline.\n\nThe first step takes ~9 min (cold) on 2 CPU cores too.")])
+    nbformat.write(nb, tmp_path / "notebooks" / "a.ipynb")
+    readme = tmp_path / "README.md"
+    readme.write_text("| Notebook | What | CPU run time | Colab | Starter |\n|---|---|---|---|---|\n"
+                      "| [A](notebooks/a.ipynb) | learn a | ~9 min (cold) | badge | — |\n")
+    changed = gallery.update_readme({"a.ipynb": {"cold": 151.0}}, readme)
+    assert changed == ["notebooks/a.ipynb"]
+    src = nbformat.read(tmp_path / "notebooks" / "a.ipynb", as_version=4).cells[0].source
+    assert "**Run time:** ~3 min (cold) on 2 CPU cores, offline." in src
+    assert "takes ~9 min (cold) on 2 CPU cores too" in src  # only the intro's Run time line is rewritten
+    assert gallery.update_readme({"a.ipynb": {"cold": 151.0}}, readme) == []  # nothing left to change
+
+
+def test_every_notebook_intro_states_the_readme_run_time():
+    """Each notebook with a Run time line says what its README row says."""
+    import re
+
+    from interplab.config import repo_root
+
+    root = repo_root()
+    rows = dict(re.findall(r"^\|\s*\[[^\]]+\]\((notebooks/[^)]+\.ipynb)\)\s*\|[^|]*\|\s*([^|]*?)\s*\|", 
+                           (root / "README.md").read_text(encoding="utf-8"), flags=re.M))
+    assert len(rows) >= 10
+    for path, cell in rows.items():
+        intro = nbformat.read(root / path, as_version=4).cells[0].source
+        m = re.search(r"\*\*Run time:\*\* (~\d+ (?:s|min) \(cold\))", intro)
+        if m:
+            assert m.group(1) == cell, (path, m.group(1), cell)
+
+
 @pytest.mark.browser
 def test_gallery_index_renders_offline_with_images_and_results(open_offline, tmp_path):
     plot = "import matplotlib.pyplot as plt\n%matplotlib inline\nplt.imshow([[0, 1], [1, 0]]); plt.show()"

@@ -265,7 +265,27 @@ def update_readme(timings: dict, readme: Path | None = None) -> list[str]:
             lines[i] = m.group(1) + cell + m.group(4) + "\n"
             changed.append(m.group(2))
     readme.write_text("".join(lines), encoding="utf-8")
+    for path in {m for m in re.findall(r"\]\((notebooks/[^)]+\.ipynb)\)", "".join(lines))}:
+        cold = timings.get(Path(path).name, {}).get("cold")
+        if cold is not None and update_notebook_runtime(readme.parent / path, cold):
+            changed.append(path) if path not in changed else None
     return changed
+
+
+_RUNTIME = re.compile(r"(\*\*Run time:\*\* )~\d+ (?:s|min)( \(cold\) on 2 CPU cores)")
+
+
+def update_notebook_runtime(nb_path: Path, cold: float) -> bool:
+    """Rewrite a notebook's intro line ``**Run time:** ~N s (cold) on 2 CPU cores`` from the measured
+    seconds (the same number as the README table); the file is edited as text, nothing else changes."""
+    try:
+        raw = Path(nb_path).read_text(encoding="utf-8")
+    except OSError:
+        return False
+    new = _RUNTIME.sub(lambda m: f"{m.group(1)}{runtime_label(cold)}{m.group(2)}", raw, count=1)
+    if new != raw:
+        Path(nb_path).write_text(new, encoding="utf-8")
+    return new != raw
 
 
 # ---------------------------------------------------------------------------------------- the index
