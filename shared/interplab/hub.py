@@ -67,21 +67,20 @@ def timeout() -> float:
         return 20.0
 
 
-def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+def _digest(h, path: str | Path, chunk: int) -> str:
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
+    return _digest(hashlib.sha256(), path, chunk)
 
 
 def git_sha1_of(path: str | Path, chunk: int = 1 << 20) -> str:
     """The git blob id of a file (what the hub sends as ETag for files not stored in LFS)."""
-    h = hashlib.sha1(b"blob %d\0" % Path(path).stat().st_size)
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    return _digest(hashlib.sha1(b"blob %d\0" % Path(path).stat().st_size), path, chunk)
 
 
 def verify(path: Path, sha256: str | None = None) -> str | None:

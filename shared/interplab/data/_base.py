@@ -183,11 +183,9 @@ def find_file(folder: Path, candidates: list[str], name: str, what: str) -> Path
 # ---------------------------------------------------------------- hub
 
 def _remove_cached(path: Path) -> None:
-    for p in {path, path.resolve()}:
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
+    from ..hub import _remove_cached as remove  # the snapshot link and the blob it points to
+
+    remove(path)
 
 
 def fetch_parse(spec: HubFile, parse: Callable[[Path], object]):

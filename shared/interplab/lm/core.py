@@ -248,10 +248,13 @@ def _run_threads(backend, calls, todo, store_answer, errors, budget, concurrency
     it = iter(keys)
     try:
         # Submit lazily (at most 2x concurrency queued) so a stop leaves the rest unsent.
-        for key in it:
-            pending[pool.submit(work, key)] = key
-            if len(pending) >= 2 * concurrency:
-                break
+        def top_up():
+            for key in it:
+                pending[pool.submit(work, key)] = key
+                if len(pending) >= 2 * concurrency:
+                    break
+
+        top_up()
         while pending:
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for fut in done:
@@ -264,10 +267,7 @@ def _run_threads(backend, calls, todo, store_answer, errors, budget, concurrency
                             isinstance(exc, LMError) and not isinstance(exc, _Failed)):
                         stop.set()  # the cap, a missing key or a refusal: no point sending the rest
             if not stop.is_set():
-                for key in it:
-                    pending[pool.submit(work, key)] = key
-                    if len(pending) >= 2 * concurrency:
-                        break
+                top_up()
     except KeyboardInterrupt:
         stop.set()
         for fut in pending:

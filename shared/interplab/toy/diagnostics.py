@@ -176,12 +176,17 @@ def _ablation_hooks(model, heads, kind, reference):
     return hooks
 
 
-def repeat_metrics(model, length: int, batch_size: int = 64, seed: int = 1, ablate=(), kind: str = "zero") -> dict:
-    """Accuracy and loss on the repeated half of ``[BOS] r r`` (``length`` tokens), optionally with heads ablated."""
+def _repeat_logits(model, length: int, batch_size: int, seed: int, ablate, kind: str):
+    """(tokens, logits) of ``[BOS] r r`` sequences, with ``ablate`` heads ablated (``kind``: zero or mean)."""
     tokens = repeated_tokens(model, length, batch_size, seed)
     hooks = _ablation_hooks(model, list(ablate), kind, tokens) if ablate else None
     with torch.no_grad():
-        logits = model.run_with_hooks(tokens[:, :-1], hooks)
+        return tokens, model.run_with_hooks(tokens[:, :-1], hooks)
+
+
+def repeat_metrics(model, length: int, batch_size: int = 64, seed: int = 1, ablate=(), kind: str = "zero") -> dict:
+    """Accuracy and loss on the repeated half of ``[BOS] r r`` (``length`` tokens), optionally with heads ablated."""
+    tokens, logits = _repeat_logits(model, length, batch_size, seed, ablate, kind)
     mask = _repeat_mask(tokens, length)
     target = tokens[:, 1:]
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none").view_as(target)
@@ -191,10 +196,7 @@ def repeat_metrics(model, length: int, batch_size: int = 64, seed: int = 1, abla
 
 def loss_by_position(model, length: int = 20, batch_size: int = 64, seed: int = 1, ablate=(), kind: str = "zero"):
     """Mean loss at each position of ``[BOS] r r`` (the in-context-learning curve): a numpy array [2*length]."""
-    tokens = repeated_tokens(model, length, batch_size, seed)
-    hooks = _ablation_hooks(model, list(ablate), kind, tokens) if ablate else None
-    with torch.no_grad():
-        logits = model.run_with_hooks(tokens[:, :-1], hooks)
+    tokens, logits = _repeat_logits(model, length, batch_size, seed, ablate, kind)
     loss = F.cross_entropy(logits.transpose(1, 2), tokens[:, 1:], reduction="none")
     return loss.mean(0).numpy()
 
