@@ -277,6 +277,15 @@ def _check_positions(positions, n_pos: int) -> list[int]:
                     lambda p: f"position {p!r} is out of range for prompts of {n_pos} tokens (use {-n_pos}..{n_pos - 1})")
 
 
+def _patch_setup(model, site: str, heads: bool, layers):
+    """(wrapped model, site suffix, layers) for a patching sweep; ``heads=True`` needs the per-head site z."""
+    sm = _wrap(model)
+    suffix = _suffix(sm, site)
+    if heads and "hook_z" not in suffix:
+        raise ValueError(f"heads=True patches per head and needs site 'z' (attn.hook_z), not {site!r}")
+    return sm, suffix, _check_layers(layers, sm.adapter.n_layers)
+
+
 def _check_layers(layers, n_layers: int) -> list[int]:
     return _indices(layers, n_layers, lambda i: f"layer {i!r} is out of range for a model of {n_layers} layers")
 
@@ -361,11 +370,7 @@ def patch(model, pairs: PromptPairs, site: str = "resid_pre", *, layers=None, po
     patches every position at once. ``batch_size`` patched runs share one forward."""
     import time
 
-    sm = _wrap(model)
-    suffix = _suffix(sm, site)
-    if heads and "hook_z" not in suffix:
-        raise ValueError(f"heads=True patches per head and needs site 'z' (attn.hook_z), not {site!r}")
-    L = _check_layers(layers, sm.adapter.n_layers)
+    sm, suffix, L = _patch_setup(model, site, heads, layers)
     P = _check_positions(positions, pairs.n_pos) if per_position else [None]
     Hs = list(range(sm.adapter.n_heads)) if heads else [None]
     jobs = [(layer, p, h) for layer in L for h in Hs for p in P]
@@ -416,11 +421,7 @@ def attribution_patch(model, pairs: PromptPairs, site: str = "resid_pre", *, lay
 
     import torch
 
-    sm = _wrap(model)
-    suffix = _suffix(sm, site)
-    if heads and "hook_z" not in suffix:
-        raise ValueError(f"heads=True needs site 'z' (attn.hook_z), not {site!r}")
-    L = _check_layers(layers, sm.adapter.n_layers)
+    sm, suffix, L = _patch_setup(model, site, heads, layers)
     names = [f"blocks.{i}.{suffix}" for i in L]
     t0 = time.perf_counter()
     _, clean = sm.run_with_cache(pairs.clean, names=names)
