@@ -378,3 +378,13 @@ def test_weights_fingerprint_follows_the_weights():
         tuned[0].weight.view(-1)[64:] += 0.01   # a fine-tune that leaves the first 64 values alone
     assert weights_fingerprint(tuned, "net") != key
     assert weights_fingerprint(torch.nn.Sequential(torch.nn.Linear(64, 256)), "net") != key
+
+
+def test_the_encoder_is_refused_as_a_causal_lm_in_one_place():
+    """load_causal_lm and lm's backends refuse the embedded encoder with the same one-line reason (models.require_causal)."""
+    from interplab import lm
+
+    for call in (lambda: models.load_causal_lm("minilm"), lambda: lm.get_backend("minilm")):
+        with pytest.raises(ModelNotAvailableError, match="encoder, not a causal LM") as err:
+            call()
+        assert "\n" not in str(err.value) and "smollm2" in str(err.value)

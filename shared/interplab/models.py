@@ -261,15 +261,21 @@ def load_encoder(name: str | None = None, *, attentions: bool = True, device: st
     return model, tokenizer
 
 
+def require_causal(name, online: str = "'hf:gpt2' online"):
+    """The parsed name, or a one-line ``ModelNotAvailableError`` if it names the embedded encoder (no LM head)."""
+    spec = parse_model_name(name)
+    if is_encoder(spec):
+        raise ModelNotAvailableError(
+            f"the embedded MiniLM is an encoder, not a causal LM, and cannot generate text; use {EMBEDDED_LM!r} "
+            f"(embedded) offline or {online}")
+    return spec
+
+
 def load_causal_lm(name: str = EMBEDDED_LM, *, attentions: bool = False, device: str = "cpu"):
     """Load a causal LM and its tokenizer: ``"smollm2"`` (embedded, the default), a Hugging Face
     id/folder, or ``toy:NAME``. ``attentions=True`` loads with eager attention so
     ``output_attentions=True`` returns weights."""
-    spec = parse_model_name(name)
-    if is_encoder(spec):
-        raise ModelNotAvailableError(
-            f"the embedded MiniLM is an encoder, not a causal LM; use {EMBEDDED_LM!r} (embedded) offline or 'hf:gpt2' online"
-        )
+    spec = require_causal(name)
     if spec.backend == "openai":
         raise ModelNotAvailableError(f"{str(spec)!r} is an API model: use interplab.lm.generate/score with it")
     if spec.backend == "toy":

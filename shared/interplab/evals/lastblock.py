@@ -64,11 +64,8 @@ def _last_block_input(base, block, input_ids, attention_mask, position_ids):
         raise _ReachedLastBlock
 
     handle = block.register_forward_pre_hook(hook, with_kwargs=True)
-    kwargs = {"input_ids": input_ids, "use_cache": False}
-    if attention_mask is not None:
-        kwargs["attention_mask"] = attention_mask
-    if position_ids is not None:
-        kwargs["position_ids"] = position_ids
+    given = {"attention_mask": attention_mask, "position_ids": position_ids}
+    kwargs = {"input_ids": input_ids, "use_cache": False, **{k: v for k, v in given.items() if v is not None}}
     try:
         base(**kwargs)
     except _ReachedLastBlock:

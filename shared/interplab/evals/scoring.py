@@ -154,11 +154,8 @@ def _forward_reads(model, input_ids, positions, *, attention_mask=None, position
     (any model) and returns logits.
     """
     b_idx, t_idx = positions
-    kwargs = {}
-    if attention_mask is not None:
-        kwargs["attention_mask"] = attention_mask
-    if position_ids is not None:
-        kwargs["position_ids"] = position_ids
+    given = {"attention_mask": attention_mask, "position_ids": position_ids}
+    kwargs = {k: v for k, v in given.items() if v is not None}
     if head == "last" and _is_hf(model):
         from . import lastblock
 

@@ -85,17 +85,13 @@ def get_backend(model, *, base_url: str | None = None, api_key: str | None = Non
     """
     if isinstance(model, (_b.OpenAIBackend, _b.LocalBackend)):
         return model
-    from ..models import EMBEDDED_LM, ModelNotAvailableError, is_encoder, parse_model_name, resolve
+    from ..models import require_causal, resolve
 
     if isinstance(model, tuple) and len(model) == 2:
         m, tok = resolve(model, kind="causal")
         return _b.LocalBackend(model=m, tokenizer=tok, kind="local")
 
-    spec = parse_model_name(model)
-    if is_encoder(spec):
-        raise ModelNotAvailableError(
-            f"the embedded MiniLM is an encoder and cannot generate text; use {EMBEDDED_LM!r} (embedded) offline, "
-            "'hf:gpt2' or 'openai:gpt-4o-mini'")
+    spec = require_causal(model, online="'hf:gpt2' or 'openai:gpt-4o-mini' online")
     key = (str(spec), base_url, api_key, timeout) if spec.backend == "openai" else (str(spec),)
     with _BACKENDS_LOCK:
         if key not in _BACKENDS:
