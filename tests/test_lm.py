@@ -565,3 +565,13 @@ def test_compare_across_tokenizers_and_the_induction_probe(smollm2, cache_dir):
     with pytest.raises(ValueError, match=r"toy:attn-only-1l cannot read .*repeat_probe\(\[all models\]\)") as info:
         lm.compare_scores(models, english.prompts, english.continuations, labels=english.labels, progress=False)
     assert len(str(info.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("call", ["generate_many", "score_many", "first_token_logprobs"])
+def test_an_unknown_option_is_refused_before_any_work(call):
+    """A misspelt option fails at once with its name (one check in lm.core._opts), and no model is loaded for it."""
+    from interplab import lm
+
+    args = {"generate_many": (["hi"],), "score_many": (["hi"], [" a", " b"]), "first_token_logprobs": ("hi", ["a", "b"])}[call]
+    with pytest.raises(TypeError, match=r"unknown option\(s\): temprature"):
+        getattr(lm, call)("hf:no-such-org/never-loaded", *args, temprature=0.5)

@@ -277,10 +277,12 @@ def _run_threads(backend, calls, todo, store_answer, errors, budget, concurrency
 
 
 def _opts(kw: dict) -> tuple[dict, dict]:
-    """Split keyword arguments into backend options and engine options."""
+    """Split keyword arguments into backend options and engine options; anything else is a TypeError."""
     backend_opts = {k: kw.pop(k) for k in ("base_url", "api_key", "timeout") if k in kw}
     engine_opts = {k: kw.pop(k) for k in ("cache", "budget", "concurrency", "batch_size", "progress", "max_retries",
                                           "backoff", "on_error") if k in kw}
+    if kw:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(kw))}")
     return backend_opts, engine_opts
 
 
@@ -312,8 +314,6 @@ def generate_many(model, prompts, *, temperature: float = 0.0, max_tokens: int =
     ``batch_size`` (local), ``progress``, ``max_retries``, ``backoff``, ``on_error`` ("raise" or "skip").
     """
     backend_opts, engine_opts = _opts(options)
-    if options:
-        raise TypeError(f"unknown option(s): {', '.join(sorted(options))}")
     backend = get_backend(model, **backend_opts)
     prompts = list(prompts)
     n = len(prompts)
@@ -359,10 +359,8 @@ def generate(model, prompt, **kwargs) -> Completion:
 def score_many(model, prompts, continuations, **options) -> list[list[float]]:
     """Log-probs of continuations after each prompt: ``continuations`` is one list shared by every
     prompt, or one list per prompt. Returns one list of floats per prompt (see ``score``)."""
-    backend_opts, engine_opts = _opts(options)
     endpoint = options.pop("endpoint", "auto")
-    if options:
-        raise TypeError(f"unknown option(s): {', '.join(sorted(options))}")
+    backend_opts, engine_opts = _opts(options)
     backend = get_backend(model, **backend_opts)
     prompts = list(prompts)
     if continuations and all(isinstance(c, str) for c in continuations):
@@ -424,8 +422,6 @@ def first_token_logprobs(model, prompt, candidates, *, top_k: int = 20, missing:
     absent from the top ``top_k`` gets ``missing`` (default -inf). ``prompt`` may be chat messages.
     """
     backend_opts, engine_opts = _opts(options)
-    if options:
-        raise TypeError(f"unknown option(s): {', '.join(sorted(options))}")
     engine_opts.setdefault("progress", False)
     backend = get_backend(model, **backend_opts)
     candidates = list(candidates)
