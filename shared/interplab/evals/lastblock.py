@@ -125,6 +125,16 @@ def _gpt2_block(block, h, block_kwargs, b_idx, t_idx, attention_mask):
     return r + block.mlp(block.ln_2(r))
 
 
+def _rotate(apply_rotary_pos_emb, block_kwargs, q, k, bd, td):
+    """Rotary positions on every key and on the scored queries only, from the model's own rotary table
+    (``position_embeddings``: cos, sin of shape (B or 1, T, rotary dims)) and its own ``apply_rotary_pos_emb``."""
+    cos, sin = block_kwargs["position_embeddings"]
+    cos, sin = cos.expand(k.shape[0], -1, -1), sin.expand(k.shape[0], -1, -1)
+    _, k = apply_rotary_pos_emb(k, k, cos, sin)
+    q, _ = apply_rotary_pos_emb(q, q, cos[bd, td][:, None], sin[bd, td][:, None])
+    return q, k
+
+
 def _neox_block(block, h, block_kwargs, b_idx, t_idx, attention_mask):
     import torch
     import torch.nn.functional as F
@@ -135,8 +145,6 @@ def _neox_block(block, h, block_kwargs, b_idx, t_idx, attention_mask):
     hs = attn.head_size
     H = d // hs
     bd, td = b_idx.to(h.device), t_idx.to(h.device)
-    cos, sin = block_kwargs["position_embeddings"]  # (B or 1, T, rotary dims), from the model's own rotary table
-    cos, sin = cos.expand(B, -1, -1), sin.expand(B, -1, -1)
     x = block.input_layernorm(h)
     # the fused projection's output rows are per head [q | k | v]; split its weight the same way
     rows = torch.arange(3 * d, device=h.device).view(H, 3, hs)
@@ -145,8 +153,7 @@ def _neox_block(block, h, block_kwargs, b_idx, t_idx, attention_mask):
     kv = F.linear(x, W[kv_rows], None if bias is None else bias[kv_rows]).view(B, T, H, 2, hs)
     k, v = kv[:, :, :, 0].transpose(1, 2), kv[:, :, :, 1].transpose(1, 2)  # (B, H, T, hs)
     q = F.linear(x[bd, td], W[q_rows], None if bias is None else bias[q_rows]).view(-1, H, 1, hs)
-    _, k = apply_rotary_pos_emb(k, k, cos, sin)
-    q, _ = apply_rotary_pos_emb(q, q, cos[bd, td][:, None], sin[bd, td][:, None])
+    q, k = _rotate(apply_rotary_pos_emb, block_kwargs, q, k, bd, td)
     out = attn.dense(_attend(q[:, :, 0], k, v, b_idx, t_idx, attention_mask, attn.scaling))
     res = h[bd, td]
     if block.use_parallel_residual:
@@ -162,14 +169,11 @@ def _llama_block(block, h, block_kwargs, b_idx, t_idx, attention_mask):
     B, T, _ = h.shape
     hd = attn.head_dim
     bd, td = b_idx.to(h.device), t_idx.to(h.device)
-    cos, sin = block_kwargs["position_embeddings"]  # (B or 1, T, head_dim), from the model's own rotary table
-    cos, sin = cos.expand(B, -1, -1), sin.expand(B, -1, -1)
     x = block.input_layernorm(h)
     k = attn.k_proj(x).view(B, T, -1, hd).transpose(1, 2)  # (B, KV heads, T, hd)
     v = attn.v_proj(x).view(B, T, -1, hd).transpose(1, 2)
     q = attn.q_proj(x[bd, td]).view(len(b_idx), -1, 1, hd)  # (N, H, 1, hd)
-    _, k = apply_rotary_pos_emb(k, k, cos, sin)
-    q, _ = apply_rotary_pos_emb(q, q, cos[bd, td][:, None], sin[bd, td][:, None])
+    q, k = _rotate(apply_rotary_pos_emb, block_kwargs, q, k, bd, td)
     groups = q.shape[1] // k.shape[1]  # grouped-query attention: each KV head serves `groups` query heads
     if groups > 1:
         k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
