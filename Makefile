@@ -26,8 +26,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
+# two notebooks at a time where there are two or more cores; JOBS=1 runs them one after another
 demo: $(STAMP)
-	$(BIN)/interplab gallery --out build/gallery
+	$(BIN)/interplab gallery --out build/gallery $(if $(JOBS),--jobs $(JOBS))
 
 # JupyterLab in the kit's environment, on this machine only (127.0.0.1); --allow-root where run as root.
 lab: $(STAMP)

@@ -35,6 +35,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="module")
+def selected_params(request):
+    """``selected_params(test_name, param)``: the ``param`` values of the parametrized tests named
+    ``test_name`` that this session runs (after ``-k``/``-m``), so a module fixture can run all of them
+    at once (the notebooks, two at a time) and each test checks its own result."""
+    def values(test_name: str, param: str) -> list:
+        return [item.callspec.params[param] for item in request.session.items
+                if getattr(item, "originalname", None) == test_name and hasattr(item, "callspec")]
+
+    return values
+
+
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
     """An empty kit cache (responses, embeddings, ...) for this test only."""

@@ -121,6 +121,50 @@ def test_cards_have_figure_results_times_and_links(tmp_path):
     assert untagged.figure == "" and not (tmp_path / "out" / "plain.png").exists()
 
 
+def test_execute_many_runs_notebooks_side_by_side_each_on_its_share_of_cores(tmp_path):
+    """Two at a time: each notebook records when it ran; the two intervals overlap, results come back in
+    the order asked, each kernel was told its thread share, and the times are kept apart from times alone."""
+    stamp = ("import os, time, json, torch\nstart = time.time()\ntime.sleep(2)\n"
+             "json.dump({'start': start, 'end': time.time(), 'omp': os.environ.get('OMP_NUM_THREADS'),"
+             " 'torch': torch.get_num_threads(), 'extra': os.environ.get('GALLERY_TEST')},"
+             " open(os.path.join(OUT, os.path.basename(os.getcwd()) + '-' + NAME + '.json'), 'w'))\n"
+             "print('done')")
+    paths = []
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        paths.append(_nb(folder / f"{name}.ipynb", [f"OUT, NAME = {str(tmp_path)!r}, {name!r}\n" + stamp]))
+    results = gallery.execute_many(paths, tmp_path / "out", jobs=2, env={"GALLERY_TEST": "yes"},
+                                   order={"second.ipynb": 99.0}, progress=False)
+    assert [r.path for r in results] == ["first.ipynb", "second.ipynb"] and all(r.ok for r in results)
+    import json
+    import os
+    a, b = (json.loads((tmp_path / f"{n}-{n}.json").read_text()) for n in ("first", "second"))
+    assert a["start"] < b["end"] and b["start"] < a["end"], "the two notebooks did not run at the same time"
+    share = str(max(1, (os.cpu_count() or 1) // 2))
+    assert a["omp"] == b["omp"] == share and a["torch"] == b["torch"] == int(share)
+    assert a["extra"] == b["extra"] == "yes"
+    assert all(r.parallel for r in results)
+    timings = gallery.record_timings(results, tmp_path / "out")
+    assert set(timings["first.ipynb"]) == {"warm-parallel"}  # never read as a time alone (the README's)
+    page = gallery.write_index(results, tmp_path / "out", timings).read_text()
+    assert "(beside another notebook)" in page
+    alone = gallery.execute_many(paths[:1], tmp_path / "out", jobs=2, progress=False)  # one notebook: runs alone
+    assert not alone[0].parallel and gallery.record_timings(alone, tmp_path / "out")["first.ipynb"]["warm"] > 0
+
+
+def test_jobs_setting_is_checked(monkeypatch):
+    monkeypatch.setenv("INTERPLAB_JOBS", "3")
+    assert gallery.default_jobs() == 3
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("INTERPLAB_JOBS", bad)
+        with pytest.raises(ValueError, match="INTERPLAB_JOBS must be a whole number"):
+            gallery.default_jobs()
+    from interplab import cli
+    with pytest.raises(SystemExit):
+        cli.main(["gallery", "--jobs", "0"])
+
+
 def test_readme_run_times_come_from_the_gallery(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("| Notebook | What | CPU run time | Colab | Starter |\n|---|---|---|---|---|\n"

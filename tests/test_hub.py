@@ -267,19 +267,26 @@ NOTEBOOK_PARAMS = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(NOTEBOOK_PARAMS))
-def test_notebook_goes_online_by_one_parameter(hub_server, name, tmp_path):
-    """A temporary copy of the notebook with its model parameter pointed at a hub id runs top to bottom:
-    the model comes from the loopback hub (nothing of it is cached before)."""
+def test_notebooks_go_online_by_one_parameter(hub_server, tmp_path):
+    """A copy of each notebook with its model parameter pointed at a hub id runs top to bottom (the two
+    side by side, as ``make demo`` runs them): the model comes from the loopback hub (nothing of it is
+    cached before)."""
     import nbformat
-    from nbclient import NotebookClient
 
-    book = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
-    cell = next(c for c in book.cells if "parameters" in c.metadata.get("tags", []))
-    for old, new in NOTEBOOK_PARAMS[name]:
-        assert old in cell.source
-        cell.source = cell.source.replace(old, new)
-    NotebookClient(book, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    from interplab import gallery
+
+    def prepare(path):
+        book = nbformat.read(path, as_version=4)
+        cell = next(c for c in book.cells if "parameters" in c.metadata.get("tags", []))
+        for old, new in NOTEBOOK_PARAMS[path.stem]:
+            assert old in cell.source
+            cell.source = cell.source.replace(old, new)
+        return book
+
+    results = gallery.execute_many([ROOT / "notebooks" / f"{n}.ipynb" for n in sorted(NOTEBOOK_PARAMS)],
+                                   tmp_path / "online", prepare=prepare, progress=False)
+    failed = [f"{r.path}: {r.error}" for r in results if not r.ok]
+    assert not failed, "with the model parameter pointed at the hub:\n" + "\n".join(failed)
     assert any("/HuggingFaceTB/SmolLM2-135M-Instruct/resolve/" in line for line in hub_server.log())
 
 

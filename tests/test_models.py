@@ -1,6 +1,7 @@
 """The one name -> model resolver: names, the embedded encoder, clear offline errors."""
 import subprocess
 import sys
+import numpy as np
 
 import pytest
 
@@ -202,6 +203,49 @@ def test_corrupt_smollm2_cache_entry_is_rebuilt(private_cache, fake_conversion, 
     models.load_causal_lm("smollm2")
     assert len(fake_conversion) == 1  # rebuilt once, then reused
     assert (converted_smollm2 / "model.safetensors").stat().st_size == shared_size  # the shared copy untouched
+
+
+def test_two_processes_needing_smollm2_at_once_convert_it_once(private_cache, fake_conversion, monkeypatch):
+    """Two kernels that load smollm2 into an empty entry at the same moment (two notebooks side by side):
+    the cache lock makes one convert while the other waits and then finds the entry built."""
+    import threading
+    import time
+
+    (private_cache / "interplab-manifest.json").unlink()
+    convert = models._convert_gguf
+    inside = []
+
+    def slow(gguf, out):
+        inside.append(threading.get_ident())
+        time.sleep(1.0)  # both threads are past the first check by now
+        convert(gguf, out)
+
+    monkeypatch.setattr(models, "_convert_gguf", slow)
+    got, threads = [], [threading.Thread(target=lambda: got.append(models.embedded_lm_path(quiet=True))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert got == [private_cache, private_cache] and len(fake_conversion) == 1, "converted twice (or not at all)"
+    assert not private_cache.with_name(SMOL_DIR + ".partial").exists()
+
+
+def test_gguf_is_parsed_once_during_a_conversion_and_restored_after(tmp_path):
+    import gguf
+
+    path = tmp_path / "tiny.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(2)
+    w.add_tensor("token_embd.weight", np.ones((4, 3), dtype=np.float32))
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    plain_reader, plain_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    with models._gguf_parsed_once():
+        r1, r2 = gguf.GGUFReader(path), gguf.GGUFReader(str(path))
+        assert r1 is r2 and r1.tensors[0].name == "token_embd.weight"
+        arch = gguf.MODEL_ARCH.LLAMA
+        assert gguf.get_tensor_name_map(arch, 2) is gguf.get_tensor_name_map(arch, 2)
+    assert gguf.GGUFReader is plain_reader and gguf.get_tensor_name_map is plain_map
+    assert gguf.GGUFReader(path) is not gguf.GGUFReader(path)  # outside the block: a fresh parse each time
 
 
 def test_failed_conversion_leaves_nothing_half_written(private_cache, monkeypatch):

@@ -9,12 +9,12 @@ an extra cell right after the ``parameters`` cell. Each executed notebook is wri
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "build" / "real-notebooks"
 
 # notebook -> parameter overrides (applied only to names the notebook's parameters cell assigns)
 REAL_RUNS = {
@@ -61,16 +61,6 @@ def with_real_parameters(nb, overrides: dict, data: Path):
     return applied
 
 
-def failing_cells(nb) -> list[str]:
-    """``"cell N: ErrorName: message"`` for each executed code cell with an error output."""
-    out = []
-    for i, c in enumerate(nb.cells):
-        for o in c.get("outputs", []) if c.cell_type == "code" else []:
-            if o.get("output_type") == "error":
-                out.append(f"cell {i}: {o.get('ename')}: {str(o.get('evalue', '')).splitlines()[0][:300] if o.get('evalue') else ''}")
-    return out
-
-
 def test_parameter_injection_only_touches_assigned_names(tmp_path):
     import nbformat
 
@@ -82,25 +72,31 @@ def test_parameter_injection_only_touches_assigned_names(tmp_path):
     assert applied == {"HH_SPLIT": "test"} and nb.cells[2].source.endswith("HH_SPLIT = 'test'") and len(nb.cells) == 4
 
 
+@pytest.fixture(scope="module")
+def real_runs(selected_params, shared_data) -> dict:
+    """The selected notebooks, run once on the real data (two at a time, as ``make demo`` runs them):
+    ``{name: (gallery.Result, overrides applied)}``."""
+    import nbformat
+
+    from interplab import gallery
+
+    names = selected_params("test_notebook_runs_and_its_asserts_hold_on_real_data", "name")
+    applied = {}
+
+    def prepare(path):
+        nb = nbformat.read(path, as_version=4)
+        applied[path.stem] = with_real_parameters(nb, REAL_RUNS[path.stem], shared_data)
+        return nb
+
+    env = {"INTERPLAB_DATA_DIR": str(shared_data), "INTERPLAB_TEST_DATA": str(shared_data),
+           "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
+    results = gallery.execute_many([ROOT / "notebooks" / f"{n}.ipynb" for n in names], OUT, env=env, prepare=prepare)
+    return {n: (r, applied.get(n)) for n, r in zip(names, results)}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(REAL_RUNS))
-def test_notebook_runs_and_its_asserts_hold_on_real_data(name, shared_data, monkeypatch):
-    import nbformat
-    from nbclient import NotebookClient
-
-    path = ROOT / "notebooks" / f"{name}.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    applied = with_real_parameters(nb, REAL_RUNS[name], shared_data)
-    monkeypatch.setenv("INTERPLAB_DATA_DIR", str(shared_data))
-    monkeypatch.setenv("INTERPLAB_TEST_DATA", str(shared_data))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    client = NotebookClient(nb, timeout=900, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
-    out = ROOT / "build" / "real-notebooks" / path.name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, out)
-    errors = failing_cells(nb)
-    assert not errors, (f"{name} on the real data in {shared_data} (parameters {applied or 'unchanged'}; "
-                        f"executed copy: {out.relative_to(ROOT)}):\n" + "\n".join(errors))
+def test_notebook_runs_and_its_asserts_hold_on_real_data(name, real_runs, shared_data):
+    r, applied = real_runs[name]
+    assert r.ok, (f"{name} on the real data in {shared_data} (parameters {applied or 'unchanged'}; "
+                  f"executed copy: {(OUT / f'{name}.ipynb').relative_to(ROOT)}) failed at {r.error}")

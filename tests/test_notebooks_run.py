@@ -19,13 +19,23 @@ from interplab.notebooks import catalogue
 ROOT = repo_root()
 OUT = ROOT / "build" / "test-gallery"
 RESULTS: dict[str, gallery.Result] = {}
+PATHS = [e.path for e in catalogue()]
+
+
+@pytest.fixture(scope="module")
+def executed(selected_params) -> dict[str, gallery.Result]:
+    """Every selected notebook, run once through ``gallery.execute_many`` (as ``make demo`` runs them:
+    two at a time on a machine with two or more cores)."""
+    paths = selected_params("test_notebook_runs_clean_with_a_full_card", "path")
+    results = gallery.execute_many([ROOT / p for p in paths], OUT)
+    return dict(zip(paths, results))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", [e.path for e in catalogue()], ids=lambda p: p.split("/")[-1].removesuffix(".ipynb"))
-def test_notebook_runs_clean_with_a_full_card(path):
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.split("/")[-1].removesuffix(".ipynb"))
+def test_notebook_runs_clean_with_a_full_card(path, executed):
     nb_path = ROOT / path
-    r = gallery.execute(nb_path, OUT)
+    r = executed[path]
     RESULTS[path] = r
     assert r.ok, f"{path} failed at {r.error} (executed copy: {OUT / nb_path.name})"
     problems = gallery.scan(nbformat.read(OUT / nb_path.name, as_version=4))

@@ -64,10 +64,12 @@ def test_unknown_starter_lists_the_names(tmp_path, capsys):
     assert not (tmp_path / "t").exists()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ON_DISK)
-def test_starter_runs_where_it_was_copied(name, tmp_path):
-    dest = starters.new(tmp_path / name, name)
+SLOWEST = ("r-starter", "explain-classifier", "mnist-graph")  # measured: about 70, 50 and 27 s on 2 cores
+
+
+def _smoke(name: str, dest: Path, env: dict) -> str | None:
+    """Run a starter's smoke commands in its fresh copy ``dest``: None when they pass, else what failed
+    (``"skip: ..."`` where R is missing and not required)."""
     for cmd in starters.get(name).smoke:
         args = shlex.split(cmd)
         if args[0] == "nbval":
@@ -75,6 +77,38 @@ def test_starter_runs_where_it_was_copied(name, tmp_path):
         elif args[0] == "python":
             args = [sys.executable, *args[1:]]
         if "Rscript" in args and not shutil.which("Rscript") and os.environ.get("INTERPLAB_REQUIRE_R") != "1":
-            pytest.skip("R is not installed (apt-get install r-base-core r-cran-httr r-cran-jsonlite)")
-        proc = subprocess.run(args, cwd=dest, capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, f"{cmd} failed in a fresh copy:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            return "skip: R is not installed (apt-get install r-base-core r-cran-httr r-cran-jsonlite)"
+        proc = subprocess.run(args, cwd=dest, capture_output=True, text=True, timeout=900, env=env)
+        if proc.returncode != 0:
+            return f"{cmd} failed in a fresh copy:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(selected_params, tmp_path_factory) -> dict:
+    """Every selected starter copied with ``interplab new`` and its smoke commands run, two starters at a
+    time (each on its share of the cores, as ``make demo`` runs notebooks): ``{name: None | failure}``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from interplab import gallery
+
+    names = selected_params("test_starter_runs_where_it_was_copied", "name")
+    jobs = gallery.default_jobs()
+    env = gallery.kernel_env(max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None)
+    root = tmp_path_factory.mktemp("starters")
+
+    def one(name):
+        return _smoke(name, starters.new(root / name, name), env)
+
+    first = [n for n in SLOWEST if n in names] + [n for n in names if n not in SLOWEST]  # so the two lanes end together
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return dict(zip(first, pool.map(one, first)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ON_DISK)
+def test_starter_runs_where_it_was_copied(name, smoke_runs):
+    failure = smoke_runs[name]
+    if failure and failure.startswith("skip: "):
+        pytest.skip(failure[6:])
+    assert failure is None, failure

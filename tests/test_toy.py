@@ -233,6 +233,34 @@ def test_cache_reload_and_models_resolver(trained):
     assert "attn-only-2l" in toy.list_models().query("built").index
 
 
+def test_two_processes_needing_one_toy_model_train_it_once(cache_dir, monkeypatch):
+    """Two kernels that need the same untrained zoo model at once (lm_experiments and toy_transformers
+    side by side both use attn-only-1l): one trains it, the other waits for the cache lock and loads it."""
+    import threading
+    import time
+
+    from interplab.toy import zoo
+
+    trained_by, real = [], zoo.train_model
+
+    def quick(name, seed=0, progress=True, position=0, **overrides):
+        trained_by.append(threading.get_ident())
+        time.sleep(1.0)  # both threads have seen the model missing by now
+        return real(name, seed=seed, progress=False, steps=2, warmup=1)
+
+    monkeypatch.setattr(zoo, "train_model", quick)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(toy.load("attn-only-1l", progress=False)[0])) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(got) == 2 and len(trained_by) == 1, f"trained {len(trained_by)} times"
+    tokens = torch.randint(7, 70, (1, 8))
+    assert torch.equal(got[0](tokens), got[1](tokens))  # the second loaded what the first saved
+    assert [p.name for p in (cache_dir / "toy").iterdir() if p.name.startswith(".")] == []  # no temporary folder left
+
+
 def test_neuron_stats_on_a_briefly_trained_solu_model():
     model, history = toy.train_model("solu-1l", progress=False, steps=150)
     assert history.loss["facts"][-1] < history.loss["facts"][0]

@@ -47,6 +47,19 @@ def cache_dir(kind: str) -> Path:
     return path
 
 
+def cache_lock(name: str, timeout: float = 1800):
+    """A lock (``filelock.FileLock``) held while one process fills a cache entry, so two kernels that
+    need the same entry at once (two notebooks side by side in ``make demo``, two Jupyter tabs) build it
+    once: the second waits, then finds it built. Lock files live in the cache root's ``.locks/``."""
+    from filelock import FileLock
+
+    if not name or "/" in name:
+        raise ValueError(f"a cache lock name is a plain file name, got {name!r}")
+    folder = cache_root() / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder / f"{name}.lock"), timeout=timeout)
+
+
 def repo_root() -> Path | None:
     """The kit's source checkout (folder with notebooks/ and starters/), or None for a wheel install."""
     here = Path(__file__).resolve().parents[2]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import re
 import sys
 import tempfile
@@ -50,6 +51,7 @@ class Result:
     figure: str = ""                       # thumbnail file name beside index.html ("" = none tagged)
     results: list[str] = field(default_factory=list)  # the last cell's printed lines
     cold: bool = False                     # ran in a build that started with an empty kit cache
+    parallel: bool = False                 # ran beside other notebooks (its time is not its time alone)
 
 
 def _kernel_manager(folder: Path):
@@ -58,22 +60,36 @@ def _kernel_manager(folder: Path):
     return KernelManager(kernel_name="python3", transport="ipc", ip=str(folder / "kernel"))
 
 
-def execute(path: Path, out_dir: Path, timeout: int = 900, cold: bool = False) -> Result:
+def kernel_env(threads: int | None = None, env: dict | None = None) -> dict:
+    """The environment a notebook's kernel starts with: this process's, plus ``env``; with ``threads``,
+    torch and the BLAS/OpenMP pools of that kernel use that many CPU threads (notebooks run side by side
+    each get their share of the cores instead of spin-waiting on each other's)."""
+    out = {**os.environ, **(env or {})}
+    if threads:
+        out.update({k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+    return out
+
+
+def execute(path: Path, out_dir: Path, timeout: int = 900, cold: bool = False, *, nb=None,
+            env: dict | None = None, threads: int | None = None) -> Result:
     """Execute one notebook, write the executed copy, its HTML page and its thumbnail; never raises for cell errors.
 
-    ``cold``: this run belongs to a build that started with an empty kit cache (labelled so on the card)."""
+    ``cold``: this run belongs to a build that started with an empty kit cache (labelled so on the card).
+    ``nb``: the notebook to run instead of the file's contents (e.g. with injected parameters); ``env`` and
+    ``threads``: see :func:`kernel_env`."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    nb = nbformat.read(path, as_version=4)
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4) if nb is None else nb
     title = next((l[2:].strip() for l in nb.cells[0].source.splitlines() if l.startswith("# ")), path.stem)
     start, error = time.perf_counter(), ""
     with tempfile.TemporaryDirectory(prefix="interplab-kernel-") as sockets:
         km = _kernel_manager(Path(sockets))
         client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(path.parent)}})
         try:
-            client.execute()
+            client.execute(env=kernel_env(threads, env))
         except CellExecutionError as exc:
             failed = next((i for i, c in enumerate(nb.cells)
                            if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
@@ -233,11 +249,13 @@ def _load_timings(out_dir: Path) -> dict:
 
 
 def record_timings(results: list[Result], out_dir: Path) -> dict:
-    """Keep the latest cold (empty kit cache) and warm seconds of each notebook in timings.json."""
+    """Keep the latest cold (empty kit cache) and warm seconds of each notebook in timings.json; a time
+    measured beside other notebooks is kept apart (``cold-parallel``), so the README's times stay times alone."""
     timings = _load_timings(out_dir)
     for r in results:
         if r.ok:
-            timings.setdefault(r.path, {})["cold" if r.cold else "warm"] = round(r.seconds, 1)
+            kind = ("cold" if r.cold else "warm") + ("-parallel" if r.parallel else "")
+            timings.setdefault(r.path, {})[kind] = round(r.seconds, 1)
     (out_dir / "timings.json").write_text(json.dumps(timings, indent=1, sort_keys=True), encoding="utf-8")
     return timings
 
@@ -308,7 +326,11 @@ def _colab(nb_path: str) -> str:
 
 
 def _seconds(t: dict | None, kind: str) -> str:
-    return f"{t[kind]:.0f} s" if t and kind in t else "not measured yet"
+    if t and kind in t:
+        return f"{t[kind]:.0f} s"
+    if t and f"{kind}-parallel" in t:
+        return f"{t[kind + '-parallel']:.0f} s (beside another notebook)"
+    return "not measured yet"
 
 
 def write_index(results: list[Result], out_dir: Path, timings: dict | None = None) -> Path:
@@ -356,26 +378,85 @@ def write_index(results: list[Result], out_dir: Path, timings: dict | None = Non
     return out
 
 
-def build(out_dir: str | Path = "build/gallery", only: list[str] | None = None, readme: bool = False) -> list[Result]:
-    """Run the catalogue's notebooks (or those whose path contains one of ``only``) and write the gallery."""
+def _readme_seconds(label: str) -> float:
+    """Seconds from a README run-time cell ('~3 min (cold)' -> 180, '~40 s' -> 40; 0 if none)."""
+    m = re.search(r"(\d+(?:\.\d+)?)\s*(min|s)\b", label or "")
+    return float(m.group(1)) * (60 if m.group(2) == "min" else 1) if m else 0.0
+
+
+def default_jobs() -> int:
+    """Notebooks run at once by ``make demo``: two where there are at least two CPU cores ($INTERPLAB_JOBS overrides).
+
+    Much of a notebook's time is single-threaded (kernel start, imports, tokenizing, LIME's and SHAP's
+    Python loops), so two side by side, each on half the cores, finish sooner than one after another."""
+    env = os.environ.get("INTERPLAB_JOBS")
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"INTERPLAB_JOBS must be a whole number >= 1, got {env!r}")
+        return int(env)
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def execute_many(paths, out_dir: Path, *, jobs: int | None = None, cold: bool = False, env: dict | None = None,
+                 prepare=None, timeout: int = 900, order: dict | None = None, progress: bool = True) -> list[Result]:
+    """Execute several notebooks, ``jobs`` at a time (default :func:`default_jobs`), each kernel on its share
+    of the CPU cores; results in the order of ``paths``.
+
+    ``prepare(path) -> nb`` gives the notebook to run for a path (default: the file as it is); ``order``
+    maps a notebook's file name to its last run time (default: the README table's run times), so the
+    longest start first and the lanes finish together. The kit's caches are safe to fill from several
+    kernels at once (``config.cache_lock``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
+    paths = [Path(p) for p in paths]
+    jobs = max(1, min(jobs or default_jobs(), len(paths) or 1))
+    order = {**{Path(e.path).name: _readme_seconds(e.runtime) for e in (catalogue() if config.repo_root() else [])},
+             **(order or {})}
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    queue = sorted(range(len(paths)), key=lambda i: -order.get(paths[i].name, 0.0))
+    results: list[Result | None] = [None] * len(paths)
+    bar = tqdm(total=len(paths), desc=f"notebooks ({jobs} at a time)" if jobs > 1 else "notebooks", unit="nb",
+               disable=not progress)
+
+    def one(i):
+        p = paths[i]
+        r = execute(p, out_dir, timeout, cold, nb=prepare(p) if prepare else None, env=env, threads=threads)
+        r.parallel = jobs > 1
+        results[i] = r
+        bar.set_postfix_str(p.name)
+        bar.update(1)
+        if not r.ok:
+            tqdm.write(f"FAILED {p.name} at {r.error}")
+        return r
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(one, queue))
+    bar.close()
+    return results
+
+
+def build(out_dir: str | Path = "build/gallery", only: list[str] | None = None, readme: bool = False,
+          jobs: int | None = None) -> list[Result]:
+    """Run the catalogue's notebooks (or those whose path contains one of ``only``) and write the gallery.
+
+    ``jobs`` notebooks run at once (default :func:`default_jobs`). ``readme=True`` measures the run
+    times the README states, so it runs one notebook at a time (each alone on the machine, as a reader runs it)."""
     root = config.repo_root()
     if root is None:
         raise RuntimeError("the gallery runs the notebooks of a source checkout (git clone the kit, then make demo)")
     out_dir = Path(out_dir)
     entries = [e for e in catalogue() if not only or any(o in e.path for o in only)]
-    results, cold = [], _cache_is_empty()
-    bar = tqdm(entries, desc="notebooks", unit="nb")
-    for e in bar:
-        bar.set_postfix_str(Path(e.path).name)
-        r = execute(root / e.path, out_dir, cold=cold)
-        results.append(r)
-        if not r.ok:
-            tqdm.write(f"FAILED {e.path} at {r.error}")
+    cold = _cache_is_empty()
+    last = {name: max(t.values()) for name, t in _load_timings(out_dir).items() if t}
+    t0 = time.perf_counter()
+    results = execute_many([root / e.path for e in entries], out_dir, jobs=1 if readme else jobs, cold=cold,
+                           order=last)
     timings = record_timings(results, out_dir)
     index = write_index(results, out_dir, timings)
-    print(f"gallery: {index}")
+    print(f"gallery: {index} ({len(results)} notebooks in {time.perf_counter() - t0:.0f} s"
+          f"{', cold cache' if cold else ''})")
     if readme:
         changed = update_readme(timings)
         print(f"README run times updated for {len(changed)} notebook(s)")
@@ -389,9 +470,13 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--out", default="build/gallery")
     p.add_argument("--readme", action="store_true",
                    help="write the measured cold run times into README.md's notebook table")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="notebooks run at once (default: 2 on a machine with 2 or more cores; 1 with --readme)")
     p.add_argument("only", nargs="*", help="run only notebooks whose path contains one of these")
     args = p.parse_args(argv)
-    results = build(args.out, args.only, readme=args.readme)
+    if args.jobs is not None and args.jobs < 1:
+        p.error(f"--jobs must be >= 1, got {args.jobs}")
+    results = build(args.out, args.only, readme=args.readme, jobs=args.jobs)
     failed = [r for r in results if not r.ok]
     for r in failed:
         print(f"notebook {r.path} failed at {r.error}", file=sys.stderr)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,15 +121,24 @@ def embedded_lm_path(*, quiet: bool = False) -> Path:
     the result, so the state dict is saved with safetensors next to the config (its quantization
     entry dropped) and the tokenizer; later loads take well under a second. A folder whose manifest
     does not match its files (an interrupted or corrupt conversion) is rebuilt."""
-    import json
-    import shutil
-
     gguf = embedded_lm_gguf()
     folder = config.cache_dir("models") / "smollm2-135m-instruct-q4_1"
     manifest = folder / "interplab-manifest.json"
     source = {"gguf": gguf.name, "gguf_bytes": gguf.stat().st_size}
     if _manifest_ok(folder, manifest, source):
         return folder
+    with config.cache_lock(folder.name):
+        if _manifest_ok(folder, manifest, source):  # another process converted it while this one waited
+            return folder
+        _convert_into(gguf, folder, manifest, source, quiet)
+    return folder
+
+
+def _convert_into(gguf: Path, folder: Path, manifest: Path, source: dict, quiet: bool) -> None:
+    """Convert ``gguf`` into ``folder`` through a ``.partial`` folder renamed into place (caller holds the lock)."""
+    import json
+    import shutil
+
     if not quiet:
         print(f"smollm2: de-quantizing the embedded {gguf.name} once into {folder} (about 20-40 s; later loads <1 s)")
     try:
@@ -149,7 +159,6 @@ def embedded_lm_path(*, quiet: bool = False) -> Path:
         tmp.rename(folder)
     finally:  # an interrupted or failed conversion leaves nothing half-written behind
         shutil.rmtree(tmp, ignore_errors=True)
-    return folder
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:
@@ -159,7 +168,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with _quiet_transformers():
+    with _quiet_transformers(), _gguf_parsed_once():
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     cfg = model.config.to_dict()
@@ -169,6 +178,36 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     model.generation_config.to_json_file(str(out / "generation_config.json"))
     save_model(model, str(out / "model.safetensors"))
     tok.save_pretrained(str(out))
+
+
+@contextmanager
+def _gguf_parsed_once():
+    """Inside the block, ``gguf.GGUFReader`` and ``gguf.get_tensor_name_map`` are memoized.
+
+    transformers 5.24 reads the GGUF file three times for one tokenizer and model (tokenizer, config,
+    weights; ~10 s of Python each for SmolLM2's 49k-entry vocabulary) and rebuilds the same tensor-name
+    map once per tensor (397 times); both are pure functions of their arguments, so one parse and one
+    map serve every call. This makes the one-time conversion about twice as fast and changes no weight
+    (the converted folder is compared with a plain conversion in tests/test_models.py)."""
+    import functools
+
+    import gguf
+
+    saved = gguf.GGUFReader, gguf.get_tensor_name_map
+    readers: dict = {}
+
+    def reader(path, mode="r"):
+        key = (str(path), mode)
+        if key not in readers:
+            readers[key] = saved[0](path, mode)
+        return readers[key]
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = reader, functools.lru_cache(maxsize=None)(saved[1])
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = saved
+        readers.clear()
 
 
 def _manifest_ok(folder: Path, manifest: Path, source: dict) -> bool:

@@ -88,9 +88,17 @@ def train_model(name: str, seed: int = 0, progress: bool = True, position: int =
     return model, history
 
 
-def _build_one(name: str, seed: int, progress: bool, position: int = 0) -> Path:
-    """Train one model and write it atomically into the cache (a temporary folder renamed into place)."""
+def _build_one(name: str, seed: int, progress: bool, position: int = 0, force: bool = False) -> Path:
+    """Train one model and write it atomically into the cache (a temporary folder renamed into place);
+    under the cache lock, so two processes that need it at once train it once."""
     folder = _folder(name) if seed == 0 else config.cache_dir("toy") / f"{name}-seed{seed}"
+    with config.cache_lock(f"toy-{folder.name}"):
+        if not force and _is_built(name, seed):  # built by another process while this one waited
+            return folder
+        return _train_into(name, seed, progress, position, folder)
+
+
+def _train_into(name: str, seed: int, progress: bool, position: int, folder: Path) -> Path:
     model, history = train_model(name, seed=seed, progress=progress, position=position)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
     model.save(tmp)
@@ -119,12 +127,12 @@ def build(names=None, *, force: bool = False, seed: int = 0, progress: bool = Tr
         # biggest first, so the two workers finish together
         todo.sort(key=lambda n: -RECIPES[n]["train"]["steps"] * RECIPES[n]["config"]["n_layers"])
         with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_build_one, n, seed, progress, i % workers) for i, n in enumerate(todo)]
+            futures = [pool.submit(_build_one, n, seed, progress, i % workers, force) for i, n in enumerate(todo)]
             for f in futures:
                 f.result()
     else:
         for n in todo:
-            _build_one(n, seed, progress)
+            _build_one(n, seed, progress, force=force)
     return [_folder(n) if seed == 0 else config.cache_dir("toy") / f"{n}-seed{seed}" for n in names]
 
 
