@@ -12,9 +12,9 @@ Prints items/s per method (best of ``--repeat`` interleaved runs: the machine is
 noisy), the max |log-prob difference| against per-class, and the ratios the issue sets as targets
 (interplab >= 1.6x / 4x lm-eval and >= 3.8x / 5.5x per-class, single / multi).
 
-    .venv/bin/python benchmarks/bench_evals.py [--items 40] [--threads 2] [--repeat 2] [--full]
+    .venv/bin/python benchmarks/bench_evals.py [--items 24] [--threads 2] [--repeat 2] [--full]
 
-The defaults keep ``make bench`` short (40 items, per-class timed on 12, best of 2: about 3 minutes
+The defaults keep ``make bench`` short (24 items, per-class timed on 8, best of 2: about 3 minutes
 on 2 cores); ``--full`` is the issue's setting (200 items, best of 3; past 15 minutes on 2 cores).
 lm-evaluation-harness is NOT a kit dependency (about 30 packages); ``make bench`` installs it from the
 ``# bench:`` pin in requirements.txt. By hand:
@@ -145,12 +145,12 @@ def main(argv=None) -> int:
     from interplab.evals import continuation_logprobs
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--items", type=int, default=40)
+    ap.add_argument("--items", type=int, default=24)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=2,
                     help="time every method this many times, interleaved, and keep its best (the machine is shared)")
     ap.add_argument("--skip-slow", action="store_true", help="skip the per-class baseline")
-    ap.add_argument("--baseline-items", type=int, default=12,
+    ap.add_argument("--baseline-items", type=int, default=8,
                     help="time the slow per-class baseline on the first N items only (items/s is a rate)")
     ap.add_argument("--full", action="store_true", help="200 items, per-class on all of them, best of 3")
     args = ap.parse_args(argv)

@@ -36,8 +36,9 @@ def main(argv=None) -> int:
 
     prompts = [f"benchmark prompt number {i}" for i in range(args.n)]
     model = "openai:loopback-chat"
-    # The server runs in its own process (as a real one would), so it does not share this one's GIL.
-    server = subprocess.Popen([sys.executable, "-m", "interplab.lm.loopback", "--port", "0",
+    # The server runs in its own process (as a real one would), so it does not share this one's GIL; it serves the
+    # protocol toy (no model behind it), so the time measured is the client's and the latency's, not an LM's.
+    server = subprocess.Popen([sys.executable, "-m", "interplab.lm.loopback", "--model", "toy", "--port", "0",
                                "--latency", str(args.latency)], stdout=subprocess.PIPE, text=True)
     try:
         base_url = re.search(r"(http://\S+/v1)", server.stdout.readline()).group(1)

@@ -9,7 +9,7 @@ Rows: raw encoder in the given order, and sorted by length (what sentence-transf
 fair baseline for the helper's own overhead); ``embed(cache=False)``; ``embed`` with an empty cache (embeds and writes every
 vector); ``embed`` with a warm cache (reads only). Raw and helper runs alternate and each time is the
 best of ``--repeats`` runs, so a busy machine hurts both alike.
-Run: .venv/bin/python benchmarks/bench_text.py [--n 500] [--repeats 2] [--threads 2] [--full]
+Run: .venv/bin/python benchmarks/bench_text.py [--n 300] [--repeats 2] [--threads 2] [--full]
 (``--full``: the issue's 2,000 texts, best of 3)
 """
 from __future__ import annotations
@@ -72,7 +72,7 @@ def raw_embed(model, tokenizer, texts, batch_size: int, sort: bool = False):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=500)
+    p.add_argument("--n", type=int, default=300)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--full", action="store_true", help="2,000 texts, best of 3")
     p.add_argument("--threads", type=int, default=2)
