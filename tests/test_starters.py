@@ -94,7 +94,7 @@ def smoke_runs(selected_params, tmp_path_factory) -> dict:
 
     names = selected_params("test_starter_runs_where_it_was_copied", "name")
     jobs = gallery.default_jobs()
-    env = gallery.kernel_env(max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None)
+    env = gallery.kernel_env(gallery.threads_per_job(jobs))
     root = tmp_path_factory.mktemp("starters")
 
     def one(name):

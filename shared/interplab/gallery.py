@@ -397,6 +397,11 @@ def default_jobs() -> int:
     return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
+def threads_per_job(jobs: int) -> int | None:
+    """CPU threads each of ``jobs`` side-by-side runs gets (None for one run alone: it keeps the default)."""
+    return max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+
+
 def execute_many(paths, out_dir: Path, *, jobs: int | None = None, cold: bool = False, env: dict | None = None,
                  prepare=None, timeout: int = 900, order: dict | None = None, progress: bool = True) -> list[Result]:
     """Execute several notebooks, ``jobs`` at a time (default :func:`default_jobs`), each kernel on its share
@@ -414,7 +419,7 @@ def execute_many(paths, out_dir: Path, *, jobs: int | None = None, cold: bool = 
     jobs = max(1, min(jobs or default_jobs(), len(paths) or 1))
     order = {**{Path(e.path).name: _readme_seconds(e.runtime) for e in (catalogue() if config.repo_root() else [])},
              **(order or {})}
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    threads = threads_per_job(jobs)
     queue = sorted(range(len(paths)), key=lambda i: -order.get(paths[i].name, 0.0))
     results: list[Result | None] = [None] * len(paths)
     bar = tqdm(total=len(paths), desc=f"notebooks ({jobs} at a time)" if jobs > 1 else "notebooks", unit="nb",

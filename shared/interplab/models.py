@@ -187,8 +187,9 @@ def _gguf_parsed_once():
     transformers 5.24 reads the GGUF file three times for one tokenizer and model (tokenizer, config,
     weights; ~10 s of Python each for SmolLM2's 49k-entry vocabulary) and rebuilds the same tensor-name
     map once per tensor (397 times); both are pure functions of their arguments, so one parse and one
-    map serve every call. This makes the one-time conversion about twice as fast and changes no weight
-    (the converted folder is compared with a plain conversion in tests/test_models.py)."""
+    map serve every call. This makes the one-time conversion about 14 s faster (35.5 -> 21.9 s measured
+    side by side); a plain conversion compared by hand gave the same files byte for byte and the same
+    weights. tests/test_models.py checks the memo inside the block and that it is undone after it."""
     import functools
 
     import gguf

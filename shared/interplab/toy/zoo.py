@@ -59,8 +59,13 @@ def _folder(name: str) -> Path:
     return config.cache_dir("toy") / name
 
 
+def _seed_folder(name: str, seed: int) -> Path:
+    """Cache folder of a zoo model trained with ``seed`` (seed 0 is the model's own folder)."""
+    return _folder(name) if seed == 0 else config.cache_dir("toy") / f"{name}-seed{seed}"
+
+
 def _is_built(name: str, seed: int = 0) -> bool:
-    folder = _folder(name) if seed == 0 else config.cache_dir("toy") / f"{name}-seed{seed}"
+    folder = _seed_folder(name, seed)
     cfg_path = folder / "config.json"
     if not (cfg_path.is_file() and (folder / "model.safetensors").is_file()):
         return False
@@ -91,7 +96,7 @@ def train_model(name: str, seed: int = 0, progress: bool = True, position: int =
 def _build_one(name: str, seed: int, progress: bool, position: int = 0, force: bool = False) -> Path:
     """Train one model and write it atomically into the cache (a temporary folder renamed into place);
     under the cache lock, so two processes that need it at once train it once."""
-    folder = _folder(name) if seed == 0 else config.cache_dir("toy") / f"{name}-seed{seed}"
+    folder = _seed_folder(name, seed)
     with config.cache_lock(f"toy-{folder.name}"):
         if not force and _is_built(name, seed):  # built by another process while this one waited
             return folder
@@ -133,7 +138,7 @@ def build(names=None, *, force: bool = False, seed: int = 0, progress: bool = Tr
     else:
         for n in todo:
             _build_one(n, seed, progress, force=force)
-    return [_folder(n) if seed == 0 else config.cache_dir("toy") / f"{n}-seed{seed}" for n in names]
+    return [_seed_folder(n, seed) for n in names]
 
 
 def load(name: str, *, seed: int = 0, progress: bool = True):
