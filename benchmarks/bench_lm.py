@@ -66,7 +66,11 @@ def main(argv=None) -> int:
         assert stats()["served"] == served, "the replay sent requests"
     finally:
         server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # SIGINT is ignored where the bench was started as a background job
+            server.kill()
+            server.wait()
     assert seq == conc == replay and all(c.cached for c in replay)
 
     speed = t_seq / t_conc

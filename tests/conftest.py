@@ -27,24 +27,90 @@ def _session_cache(tmp_path_factory):
         os.environ["INTERPLAB_CACHE"] = old
 
 
+class BackgroundRuns:
+    """The session's long runs (every notebook, run on the samples and on real data; the starters' smoke
+    runs) in background threads, ``gallery.default_jobs()`` at a time, longest first, started with the
+    session's first test while the other tests go on; the tests that check them run last and wait.
+
+    A test module offers its runs with a module-level ``background_runs(items)`` returning
+    ``[(key, expected seconds, run)]`` for the selected ``items`` of that module; ``run(env, threads)``
+    gets a copy of the session's environment taken before any test changed ``os.environ`` (a
+    monkeypatched variable must not reach a kernel) and its share of the CPU threads. The module's
+    tests read ``background.result(key)``; a run that raised re-raises there. Work done in this
+    process (reading and editing notebooks, converting a model) belongs in ``background_runs``, which
+    runs in the main thread: a run's thread should only start processes (servers, kernels, scripts).
+    """
+
+    def __init__(self, runs: list, env: dict, jobs: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        import nbclient  # noqa: F401  (imported here, not first in two threads at once)
+
+        from interplab import gallery
+
+        self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="background-run")
+        threads = gallery.threads_per_job(jobs)
+        self.futures = {key: self.pool.submit(run, env, threads)
+                        for key, _, run in sorted(runs, key=lambda r: -r[1])}
+
+    def result(self, key):
+        if key not in self.futures:
+            raise KeyError(f"no background run {key!r} was planned (its module's background_runs did not list it)")
+        return self.futures[key].result()
+
+    def running(self) -> bool:
+        return any(not f.done() for f in self.futures.values())
+
+    def close(self):
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _offers_runs(item) -> bool:
+    return hasattr(getattr(item, "module", None), "background_runs")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The tests that wait for background runs go last, so the other tests run meanwhile."""
+    items[:] = [i for i in items if not _offers_runs(i)] + [i for i in items if _offers_runs(i)]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def background(request, _session_cache):
+    """The session's :class:`BackgroundRuns`, started before the first test."""
+    from interplab import gallery
+
+    by_module: dict = {}
+    for item in request.session.items:
+        if _offers_runs(item):
+            by_module.setdefault(item.module, []).append(item)
+    runs = [r for mod, items in by_module.items() for r in mod.background_runs(items)]
+    pool = BackgroundRuns(runs, dict(os.environ), gallery.default_jobs())
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_beside_background_runs(background):
+    """While the background runs keep the cores busy, a test computes on one thread: a second one would
+    spin-wait against the kernels (``torchutil.limit_threads``); once they are done, on all of them."""
+    from interplab.torchutil import limit_threads
+
+    with limit_threads(1 if background.running() else None):
+        yield
+
+
+def params_of(items, test_name: str, param: str) -> list:
+    """The ``param`` values of the parametrized tests named ``test_name`` among ``items``."""
+    return [i.callspec.params[param] for i in items
+            if getattr(i, "originalname", None) == test_name and hasattr(i, "callspec")]
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The folder of real third-party data (../shared/datasets); skips where it is absent (a user's clone)."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real test data folder {SHARED_DATA} is absent (only the project's own samples are available)")
     return SHARED_DATA
-
-
-@pytest.fixture(scope="module")
-def selected_params(request):
-    """``selected_params(test_name, param)``: the ``param`` values of the parametrized tests named
-    ``test_name`` that this session runs (after ``-k``/``-m``), so a module fixture can run all of them
-    at once (the notebooks, two at a time) and each test checks its own result."""
-    def values(test_name: str, param: str) -> list:
-        return [item.callspec.params[param] for item in request.session.items
-                if getattr(item, "originalname", None) == test_name and hasattr(item, "callspec")]
-
-    return values
 
 
 @pytest.fixture
@@ -214,6 +280,18 @@ def random_lm_folder(tmp_path_factory) -> Path:
     return folder
 
 
+#: variables that would keep a child process offline or on another cache, unset where the loopback hub serves
+HUB_UNSET = ("HF_HUB_OFFLINE", "INTERPLAB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE")
+
+
+def hub_env(srv, hf_home: Path) -> dict:
+    """The environment that points child processes at the loopback hub ``srv`` (downloads on, short
+    timeouts, an HF cache in ``hf_home``); unset ``HUB_UNSET`` too."""
+    return {"HF_ENDPOINT": srv.endpoint, "HF_HOME": str(hf_home), "HF_HUB_DOWNLOAD_TIMEOUT": "10",
+            "HF_HUB_ETAG_TIMEOUT": "3", "INTERPLAB_HUB_TIMEOUT": "3", "INTERPLAB_GITHUB_RAW": srv.raw_base,
+            "HF_HUB_DISABLE_XET": "1"}
+
+
 @pytest.fixture
 def hub_server(shared_data, tmp_path, monkeypatch, random_lm_folder):
     """A Hugging Face Hub-compatible server on 127.0.0.1 (tests/hubserver.py, its own process) with
@@ -232,11 +310,9 @@ def hub_server(shared_data, tmp_path, monkeypatch, random_lm_folder):
     monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(hfc, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hfc, "HF_HUB_DOWNLOAD_TIMEOUT", 5)
-    for k, v in {"HF_ENDPOINT": srv.endpoint, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_DOWNLOAD_TIMEOUT": "10",
-                 "HF_HUB_ETAG_TIMEOUT": "3", "INTERPLAB_HUB_TIMEOUT": "3", "INTERPLAB_GITHUB_RAW": srv.raw_base,
-                 "HF_HUB_DISABLE_XET": "1"}.items():
+    for k, v in hub_env(srv, tmp_path / "hf-home").items():
         monkeypatch.setenv(k, v)
-    for k in ("HF_HUB_OFFLINE", "INTERPLAB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE"):
+    for k in HUB_UNSET:
         monkeypatch.delenv(k, raising=False)
     srv.cache = cache
     yield srv

@@ -79,6 +79,40 @@ def test_fast_path_is_the_packed_one_and_batching_does_not_change_results(gpt2, 
     np.testing.assert_allclose(np.concatenate(a), np.concatenate(b), atol=1e-5)
 
 
+SHARED = ["Q: Are you sure?\nA: The cat sat on the", "Q: Are you sure?\nA: The cat sat on", "Q: Are you sure?\nA:",
+          "Which is more likely? The cat sat on the", "Q: Are you sure?\nA: I have no comment."]
+SHARED_CLASSES = [[" mat", " lazy dog"], [" the mat", " the floor"], [" Yes", " No", " I have no comment."],
+                  [" mat", " floor of the brown fox"], [" Yes", " No"]]
+
+
+def _distinct_prefixes(items):
+    """Every distinct beginning (prompt + a class's tokens but its last) the items ask the model to run."""
+    return {tuple(p[:k]) for it in items for p in (it.prefix + br[:-1] for br in it.branches)
+            for k in range(1, len(p) + 1)}
+
+
+@pytest.mark.parametrize("row_tokens", [256, 12, 1])
+def test_prompts_that_begin_alike_run_their_shared_tokens_once(gpt2, tok, row_tokens):
+    """Packed rows are token tries: with room for everything the model runs each distinct beginning once
+    (fewer tokens than the prompts and classes hold); rows cut small share less; the numbers never change."""
+    from interplab.evals import scoring
+
+    items = scoring._tokenize_items(tok, SHARED, SHARED_CLASSES, None)
+    rows = scoring._pack(items, row_tokens)
+    run = sum(len(r.ids) for r in rows)
+    every = sum(len(it.prefix) + sum(len(b) - 1 for b in it.branches) for it in items)
+    if row_tokens == 256:
+        assert len(rows) == 1 and run == len(_distinct_prefixes(items)) < every * 0.6
+    else:
+        assert len(rows) > 1 and run > len(_distinct_prefixes(items))
+    assert sorted(i for r in rows for i in r.items) == list(range(len(items)))  # every item in exactly one row
+    assert all(len(r.ids) <= row_tokens or len(r.items) == 1 for r in rows)  # only a lone item overfills a row
+    got = continuation_logprobs(gpt2, tok, SHARED, SHARED_CLASSES, method="packed", row_tokens=row_tokens,
+                                progress=False)
+    for p, cs, g in zip(SHARED, SHARED_CLASSES, got):
+        np.testing.assert_allclose(g, [hand_logprob(gpt2, tok, p, c) for c in cs], atol=1e-5, rtol=0)
+
+
 def _neox(tok, parallel=True, seed=0):
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
@@ -185,6 +219,12 @@ def test_fused_gelu_is_restored_after_scoring_even_on_error(gpt2, tok):
 def test_bad_head_is_refused(gpt2, tok):
     with pytest.raises(ValueError, match="head must be"):
         continuation_logprobs(gpt2, tok, PROMPTS, CLASSES, head="fast", progress=False)
+
+
+@pytest.mark.parametrize("bad", [0, -4, 2.5, "256"])
+def test_bad_row_tokens_is_refused(gpt2, tok, bad):
+    with pytest.raises(ValueError, match="row_tokens must be a positive int"):
+        continuation_logprobs(gpt2, tok, PROMPTS, CLASSES, row_tokens=bad, progress=False)
 
 
 def test_model_without_masks_uses_rows_path(gpt2, tok):

@@ -1,4 +1,6 @@
 """The gallery runner: executed notebooks, HTML pages, an index, and failures named by cell."""
+import os
+
 import nbformat
 import pytest
 
@@ -124,7 +126,7 @@ def test_cards_have_figure_results_times_and_links(tmp_path):
 def test_execute_many_runs_notebooks_side_by_side_each_on_its_share_of_cores(tmp_path):
     """Two at a time: each notebook records when it ran; the two intervals overlap, results come back in
     the order asked, each kernel was told its thread share, and the times are kept apart from times alone."""
-    stamp = ("import os, time, json, torch\nstart = time.time()\ntime.sleep(2)\n"
+    stamp = ("import os, time, json, torch\nstart = time.time()\ntime.sleep(5)\n"
              "json.dump({'start': start, 'end': time.time(), 'omp': os.environ.get('OMP_NUM_THREADS'),"
              " 'torch': torch.get_num_threads(), 'extra': os.environ.get('GALLERY_TEST')},"
              " open(os.path.join(OUT, os.path.basename(os.getcwd()) + '-' + NAME + '.json'), 'w'))\n"
@@ -151,6 +153,19 @@ def test_execute_many_runs_notebooks_side_by_side_each_on_its_share_of_cores(tmp
     assert "(beside another notebook)" in page
     alone = gallery.execute_many(paths[:1], tmp_path / "out", jobs=2, progress=False)  # one notebook: runs alone
     assert not alone[0].parallel and gallery.record_timings(alone, tmp_path / "out")["first.ipynb"]["warm"] > 0
+
+
+def test_kernel_env_from_a_copy_ignores_later_changes_to_this_process(monkeypatch):
+    """Kernels started from background threads get the environment copied before, not a test's monkeypatch."""
+    monkeypatch.setenv("GALLERY_BASE", "before")
+    base = dict(os.environ)
+    monkeypatch.setenv("GALLERY_BASE", "changed")
+    monkeypatch.setenv("GALLERY_ADDED", "meanwhile")
+    env = gallery.kernel_env(1, {"EXTRA": "x"}, base=base)
+    assert env["GALLERY_BASE"] == "before" and "GALLERY_ADDED" not in env and env["EXTRA"] == "x"
+    assert env["OMP_NUM_THREADS"] == "1"
+    now = gallery.kernel_env(None, None)
+    assert now["GALLERY_BASE"] == "changed" and now["GALLERY_ADDED"] == "meanwhile" and "EXTRA" not in now
 
 
 def test_jobs_setting_is_checked(monkeypatch):

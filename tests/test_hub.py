@@ -8,6 +8,7 @@ server's: 404s, truncated and corrupted transfers, a server killed mid-download,
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -266,28 +267,58 @@ NOTEBOOK_PARAMS = {
 }
 
 
-@pytest.mark.slow
-def test_notebooks_go_online_by_one_parameter(hub_server, tmp_path):
-    """A copy of each notebook with its model parameter pointed at a hub id runs top to bottom (the two
-    side by side, as ``make demo`` runs them): the model comes from the loopback hub (nothing of it is
-    cached before)."""
+def background_runs(items) -> list:
+    """The notebooks with their model parameter pointed at a hub id (test_notebooks_go_online_by_one_parameter),
+    in the session's background runs (``conftest.BackgroundRuns``), each against its own loopback hub."""
     import nbformat
 
+    from conftest import HUB_UNSET, SHARED_DATA, hub_config, hub_env
+    from hubserver import HubServer
     from interplab import gallery
+    from interplab.models import embedded_lm_path
 
-    def prepare(path):
+    if not SHARED_DATA.is_dir() or not any(getattr(i, "originalname", None) == "test_notebooks_go_online_by_one_parameter"
+                                           for i in items):
+        return []
+    out = ROOT / "build" / "test-online"
+    seconds = gallery.expected_seconds()
+    # prepared here, in the main thread (the model converted into the cache once, if it is not there yet):
+    # the runs' threads only start servers and kernels (transformers' lazy imports are not thread-safe)
+    config = hub_config(SHARED_DATA, embedded_lm_path(quiet=True))
+
+    def run(name):
+        path = ROOT / "notebooks" / f"{name}.ipynb"
         book = nbformat.read(path, as_version=4)
         cell = next(c for c in book.cells if "parameters" in c.metadata.get("tags", []))
-        for old, new in NOTEBOOK_PARAMS[path.stem]:
+        for old, new in NOTEBOOK_PARAMS[name]:
             assert old in cell.source
             cell.source = cell.source.replace(old, new)
-        return book
 
-    results = gallery.execute_many([ROOT / "notebooks" / f"{n}.ipynb" for n in sorted(NOTEBOOK_PARAMS)],
-                                   tmp_path / "online", prepare=prepare, progress=False)
-    failed = [f"{r.path}: {r.error}" for r in results if not r.ok]
-    assert not failed, "with the model parameter pointed at the hub:\n" + "\n".join(failed)
-    assert any("/HuggingFaceTB/SmolLM2-135M-Instruct/resolve/" in line for line in hub_server.log())
+        def one(base, threads):
+            folder = out / f"{name}-hub"
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            srv = HubServer(config, folder).start()
+            try:
+                env = {k: v for k, v in base.items() if k not in HUB_UNSET}
+                r = gallery.execute(path, out, nb=book, env=hub_env(srv, folder / "hf-home"), base=env, threads=threads)
+                return r, srv.log()
+            finally:
+                srv.kill()
+        return one
+
+    return [(("online", n), seconds.get(f"{n}.ipynb", 0.0), run(n)) for n in sorted(NOTEBOOK_PARAMS)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(NOTEBOOK_PARAMS))
+def test_notebooks_go_online_by_one_parameter(name, background, shared_data):
+    """A copy of the notebook with its model parameter pointed at a hub id runs top to bottom (beside
+    other notebooks, as ``make demo`` runs them): the model comes from the loopback hub (nothing of it
+    is cached before)."""
+    r, log = background.result(("online", name))
+    assert r.ok, f"{r.path} with the model parameter pointed at the hub failed at {r.error}"
+    assert any("/HuggingFaceTB/SmolLM2-135M-Instruct/resolve/" in line for line in log)
 
 
 def test_unknown_hf_model_is_one_line(hub_server):

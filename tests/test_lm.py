@@ -192,7 +192,8 @@ def test_spending_cap_in_dollars(server, cache_dir, monkeypatch):
 
 
 INTERRUPTED = textwrap.dedent("""
-    import sys
+    import signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's background job starts with it ignored
     from interplab import lm
     prompts = [f"item {i}" for i in range(40)]
     lm.generate_many("openai:loopback-chat", prompts, max_tokens=3, base_url=sys.argv[1], concurrency=4,

@@ -72,31 +72,40 @@ def test_parameter_injection_only_touches_assigned_names(tmp_path):
     assert applied == {"HH_SPLIT": "test"} and nb.cells[2].source.endswith("HH_SPLIT = 'test'") and len(nb.cells) == 4
 
 
-@pytest.fixture(scope="module")
-def real_runs(selected_params, shared_data) -> dict:
-    """The selected notebooks, run once on the real data (two at a time, as ``make demo`` runs them):
-    ``{name: (gallery.Result, overrides applied)}``."""
+# real reviews, dialogues and prize files are longer than the samples: a real run takes about this many
+# times its README run time (measured: explanations_text 394 s on real IMDB, 160 s on the sample)
+REAL_SLOWER = 2.5
+
+
+def background_runs(items) -> list:
+    """The selected notebooks on the real data, in the session's background runs (``conftest.BackgroundRuns``,
+    beside the other notebooks, as ``make demo`` runs them); none where the real data folder is absent."""
     import nbformat
 
+    from conftest import SHARED_DATA, params_of
     from interplab import gallery
 
-    names = selected_params("test_notebook_runs_and_its_asserts_hold_on_real_data", "name")
-    applied = {}
-
-    def prepare(path):
-        nb = nbformat.read(path, as_version=4)
-        applied[path.stem] = with_real_parameters(nb, REAL_RUNS[path.stem], shared_data)
-        return nb
-
-    env = {"INTERPLAB_DATA_DIR": str(shared_data), "INTERPLAB_TEST_DATA": str(shared_data),
+    if not SHARED_DATA.is_dir():
+        return []
+    env = {"INTERPLAB_DATA_DIR": str(SHARED_DATA), "INTERPLAB_TEST_DATA": str(SHARED_DATA),
            "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
-    results = gallery.execute_many([ROOT / "notebooks" / f"{n}.ipynb" for n in names], OUT, env=env, prepare=prepare)
-    return {n: (r, applied.get(n)) for n, r in zip(names, results)}
+    seconds = gallery.expected_seconds()
+
+    def run(name):
+        def one(base, threads):
+            path = ROOT / "notebooks" / f"{name}.ipynb"
+            nb = nbformat.read(path, as_version=4)
+            applied = with_real_parameters(nb, REAL_RUNS[name], SHARED_DATA)
+            return gallery.execute(path, OUT, nb=nb, env=env, base=base, threads=threads), applied
+        return one
+
+    return [(("real run", n), REAL_SLOWER * seconds.get(f"{n}.ipynb", 0.0), run(n))
+            for n in params_of(items, "test_notebook_runs_and_its_asserts_hold_on_real_data", "name")]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(REAL_RUNS))
-def test_notebook_runs_and_its_asserts_hold_on_real_data(name, real_runs, shared_data):
-    r, applied = real_runs[name]
+def test_notebook_runs_and_its_asserts_hold_on_real_data(name, background, shared_data):
+    r, applied = background.result(("real run", name))
     assert r.ok, (f"{name} on the real data in {shared_data} (parameters {applied or 'unchanged'}; "
                   f"executed copy: {(OUT / f'{name}.ipynb').relative_to(ROOT)}) failed at {r.error}")

@@ -9,6 +9,8 @@ and an index are left in ``build/test-gallery/`` for inspection.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import nbformat
 import pytest
 
@@ -22,20 +24,32 @@ RESULTS: dict[str, gallery.Result] = {}
 PATHS = [e.path for e in catalogue()]
 
 
-@pytest.fixture(scope="module")
-def executed(selected_params) -> dict[str, gallery.Result]:
-    """Every selected notebook, run once through ``gallery.execute_many`` (as ``make demo`` runs them:
-    two at a time on a machine with two or more cores)."""
-    paths = selected_params("test_notebook_runs_clean_with_a_full_card", "path")
-    results = gallery.execute_many([ROOT / p for p in paths], OUT)
-    return dict(zip(paths, results))
+def background_runs(items) -> list:
+    """Every selected notebook, run once through the gallery's runner (as ``make demo`` runs them, beside
+    another notebook) in the session's background runs (``conftest.BackgroundRuns``), longest first."""
+    from conftest import params_of
+
+    seconds = gallery.expected_seconds()
+
+    def run(path):
+        return lambda env, threads: gallery.execute(ROOT / path, OUT, nb=None, base=env, threads=threads)
+
+    return [(("sample run", p), seconds.get(Path(p).name, 0.0), run(p))
+            for p in params_of(items, "test_notebook_runs_clean_with_a_full_card", "path")]
+
+
+@pytest.fixture
+def executed(background, path) -> gallery.Result:
+    r = background.result(("sample run", path))
+    r.parallel = gallery.default_jobs() > 1
+    return r
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.split("/")[-1].removesuffix(".ipynb"))
 def test_notebook_runs_clean_with_a_full_card(path, executed):
     nb_path = ROOT / path
-    r = executed[path]
+    r = executed
     RESULTS[path] = r
     assert r.ok, f"{path} failed at {r.error} (executed copy: {OUT / nb_path.name})"
     problems = gallery.scan(nbformat.read(OUT / nb_path.name, as_version=4))

@@ -64,7 +64,7 @@ def test_unknown_starter_lists_the_names(tmp_path, capsys):
     assert not (tmp_path / "t").exists()
 
 
-SLOWEST = ("r-starter", "explain-classifier", "mnist-graph")  # measured: about 70, 50 and 27 s on 2 cores
+SECONDS = {"r-starter": 70, "explain-classifier": 50, "mnist-graph": 27}  # measured on 2 cores; others ~10 s
 
 
 def _smoke(name: str, dest: Path, env: dict) -> str | None:
@@ -84,31 +84,29 @@ def _smoke(name: str, dest: Path, env: dict) -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def smoke_runs(selected_params, tmp_path_factory) -> dict:
-    """Every selected starter copied with ``interplab new`` and its smoke commands run, two starters at a
-    time (each on its share of the cores, as ``make demo`` runs notebooks): ``{name: None | failure}``."""
-    from concurrent.futures import ThreadPoolExecutor
+def background_runs(items) -> list:
+    """Every selected starter copied with ``interplab new`` and its smoke commands run, in the session's
+    background runs (``conftest.BackgroundRuns``, each on its share of the cores): ``None | failure``."""
+    from conftest import params_of
 
-    from interplab import gallery
+    root = ROOT / "build" / "test-starters"  # the copies stay there for inspection, as the notebooks' do
+    shutil.rmtree(root, ignore_errors=True)
 
-    names = selected_params("test_starter_runs_where_it_was_copied", "name")
-    jobs = gallery.default_jobs()
-    env = gallery.kernel_env(gallery.threads_per_job(jobs))
-    root = tmp_path_factory.mktemp("starters")
+    def run(name):
+        def one(base, threads):
+            from interplab import gallery
 
-    def one(name):
-        return _smoke(name, starters.new(root / name, name), env)
+            return _smoke(name, starters.new(root / name, name), gallery.kernel_env(threads, base=base))
+        return one
 
-    first = [n for n in SLOWEST if n in names] + [n for n in names if n not in SLOWEST]  # so the two lanes end together
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return dict(zip(first, pool.map(one, first)))
+    return [(("starter", n), SECONDS.get(n, 10.0), run(n))
+            for n in params_of(items, "test_starter_runs_where_it_was_copied", "name")]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ON_DISK)
-def test_starter_runs_where_it_was_copied(name, smoke_runs):
-    failure = smoke_runs[name]
+def test_starter_runs_where_it_was_copied(name, background):
+    failure = background.result(("starter", name))
     if failure and failure.startswith("skip: "):
         pytest.skip(failure[6:])
     assert failure is None, failure

@@ -60,23 +60,25 @@ def _kernel_manager(folder: Path):
     return KernelManager(kernel_name="python3", transport="ipc", ip=str(folder / "kernel"))
 
 
-def kernel_env(threads: int | None = None, env: dict | None = None) -> dict:
-    """The environment a notebook's kernel starts with: this process's, plus ``env``; with ``threads``,
-    torch and the BLAS/OpenMP pools of that kernel use that many CPU threads (notebooks run side by side
-    each get their share of the cores instead of spin-waiting on each other's)."""
-    out = {**os.environ, **(env or {})}
+def kernel_env(threads: int | None = None, env: dict | None = None, base: dict | None = None) -> dict:
+    """The environment a notebook's kernel starts with: ``base`` (default: this process's, as it is now),
+    plus ``env``; with ``threads``, torch and the BLAS/OpenMP pools of that kernel use that many CPU
+    threads (notebooks run side by side each get their share of the cores instead of spin-waiting on
+    each other's). A caller running kernels from background threads passes ``base``, a copy taken
+    before, so that a change to ``os.environ`` meanwhile does not reach them."""
+    out = {**(os.environ if base is None else base), **(env or {})}
     if threads:
         out.update({k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
     return out
 
 
 def execute(path: Path, out_dir: Path, timeout: int = 900, cold: bool = False, *, nb=None,
-            env: dict | None = None, threads: int | None = None) -> Result:
+            env: dict | None = None, threads: int | None = None, base: dict | None = None) -> Result:
     """Execute one notebook, write the executed copy, its HTML page and its thumbnail; never raises for cell errors.
 
     ``cold``: this run belongs to a build that started with an empty kit cache (labelled so on the card).
-    ``nb``: the notebook to run instead of the file's contents (e.g. with injected parameters); ``env`` and
-    ``threads``: see :func:`kernel_env`."""
+    ``nb``: the notebook to run instead of the file's contents (e.g. with injected parameters); ``env``,
+    ``threads`` and ``base``: see :func:`kernel_env`."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -89,7 +91,7 @@ def execute(path: Path, out_dir: Path, timeout: int = 900, cold: bool = False, *
         km = _kernel_manager(Path(sockets))
         client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(path.parent)}})
         try:
-            client.execute(env=kernel_env(threads, env))
+            client.execute(env=kernel_env(threads, env, base))
         except CellExecutionError as exc:
             failed = next((i for i, c in enumerate(nb.cells)
                            if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
@@ -378,6 +380,12 @@ def write_index(results: list[Result], out_dir: Path, timings: dict | None = Non
     return out
 
 
+def expected_seconds() -> dict[str, float]:
+    """``{notebook file name: seconds}`` from the README table's run times (empty outside a checkout):
+    what runs notebooks side by side starts the longest first, so the lanes finish together."""
+    return {Path(e.path).name: _readme_seconds(e.runtime) for e in (catalogue() if config.repo_root() else [])}
+
+
 def _readme_seconds(label: str) -> float:
     """Seconds from a README run-time cell ('~3 min (cold)' -> 180, '~40 s' -> 40; 0 if none)."""
     m = re.search(r"(\d+(?:\.\d+)?)\s*(min|s)\b", label or "")
@@ -417,8 +425,7 @@ def execute_many(paths, out_dir: Path, *, jobs: int | None = None, cold: bool = 
 
     paths = [Path(p) for p in paths]
     jobs = max(1, min(jobs or default_jobs(), len(paths) or 1))
-    order = {**{Path(e.path).name: _readme_seconds(e.runtime) for e in (catalogue() if config.repo_root() else [])},
-             **(order or {})}
+    order = {**expected_seconds(), **(order or {})}
     threads = threads_per_job(jobs)
     queue = sorted(range(len(paths)), key=lambda i: -order.get(paths[i].name, 0.0))
     results: list[Result | None] = [None] * len(paths)
