@@ -1,4 +1,5 @@
-"""Shared fixtures: the real third-party data folder, the embedded encoder, headless Chromium."""
+"""Shared fixtures: the real third-party data folder, the session's background runs (every notebook and
+starter run), the embedded encoder, headless Chromium, a loopback hub."""
 from __future__ import annotations
 
 import os
