@@ -32,7 +32,7 @@ def background_runs(items) -> list:
     seconds = gallery.expected_seconds()
 
     def run(path):
-        return lambda env, threads: gallery.execute(ROOT / path, OUT, nb=None, base=env, threads=threads)
+        return lambda env, threads: gallery.execute(ROOT / path, OUT, base=env, threads=threads)
 
     return [(("sample run", p), seconds.get(Path(p).name, 0.0), run(p))
             for p in params_of(items, "test_notebook_runs_clean_with_a_full_card", "path")]

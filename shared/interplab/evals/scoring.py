@@ -100,9 +100,6 @@ class _Item:
     branches: list[list[int]]          # tokens after the prefix, per class (all scored from `starts`)
     starts: list[int] = field(default_factory=list)  # first scored branch index per class (0 unless merged)
 
-    def packed_len(self) -> int:
-        return len(self.prefix) + sum(len(b) - 1 for b in self.branches)
-
 
 def _tokenize_items(tokenizer, prompts, continuations, limit):
     items, merged, truncated = [], 0, 0
