@@ -62,15 +62,15 @@ def load_times(repeat: int):
     return first, cached
 
 
-def generation(model, tok, new_tokens: int, repeat: int):
-    """(kit tokens/s, plain-loop tokens/s, kit texts == plain texts) for greedy decoding of GEN_PROMPTS."""
+def generation(model, tok, new_tokens: int, repeat: int, prompts: list[str]):
+    """(kit tokens/s, plain-loop tokens/s, kit texts == plain texts) for greedy decoding of ``prompts``."""
     import torch
 
     from interplab import lm
 
     def plain():
         out = []
-        for p in GEN_PROMPTS:
+        for p in prompts:
             ids = tok(p, return_tensors="pt")["input_ids"]
             with torch.inference_mode():
                 g = model.generate(ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
@@ -79,7 +79,7 @@ def generation(model, tok, new_tokens: int, repeat: int):
         return out
 
     def kit():
-        return [str(c) for c in lm.generate_many((model, tok), GEN_PROMPTS, max_tokens=new_tokens, temperature=0.0,
+        return [str(c) for c in lm.generate_many((model, tok), prompts, max_tokens=new_tokens, temperature=0.0,
                                                  cache=False, progress=False)]
 
     best = {"kit": float("inf"), "plain": float("inf")}
@@ -90,7 +90,7 @@ def generation(model, tok, new_tokens: int, repeat: int):
             best[name] = min(best[name], t)
     n_tok = {name: sum(len(tok(t)["input_ids"]) for t in texts[name]) for name in texts}
     same = sum(a.strip()[:40] == b.strip()[:40] for a, b in zip(texts["kit"], texts["plain"]))
-    return n_tok["kit"] / best["kit"], len(GEN_PROMPTS) * new_tokens / best["plain"], same, texts
+    return n_tok["kit"] / best["kit"], len(prompts) * new_tokens / best["plain"], same, texts
 
 
 def prompts_only(model, tok, prompts, batch: int = 16) -> float:
@@ -141,14 +141,16 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=40, help="items per prize file")
-    ap.add_argument("--baseline-items", type=int, default=12, help="items the slow per-class loop is timed on")
+    ap.add_argument("--baseline-items", type=int, default=6, help="items the slow per-class loop is timed on")
+    ap.add_argument("--gen-prompts", type=int, default=4, help=f"prompts to generate from (of {len(GEN_PROMPTS)})")
     ap.add_argument("--repeat", type=int, default=2, help="interleaved runs per method; the best counts")
     ap.add_argument("--new-tokens", type=int, default=24)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--full", action="store_true", help="200 items, per-class on 60, best of 3")
+    ap.add_argument("--full", action="store_true",
+                    help="200 items, per-class on 60, every generation prompt, the head=split path too, best of 3")
     args = ap.parse_args(argv)
     if args.full:
-        args.items, args.baseline_items, args.repeat = 200, 60, 3
+        args.items, args.baseline_items, args.repeat, args.gen_prompts = 200, 60, 3, len(GEN_PROMPTS)
     torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
     warnings.filterwarnings("ignore")
@@ -160,10 +162,11 @@ def main(argv=None) -> int:
     ratio("smollm2 cached load (s)", cached, "<=", 1.0)
 
     model, tok = load_causal_lm("smollm2")
-    kit_tps, plain_tps, same, texts = generation(model, tok, args.new_tokens, args.repeat)
-    print(f"generation, greedy, {len(GEN_PROMPTS)} prompts x {args.new_tokens} new tokens: lm.generate_many "
+    gen = GEN_PROMPTS[:max(1, args.gen_prompts)]
+    kit_tps, plain_tps, same, texts = generation(model, tok, args.new_tokens, args.repeat, gen)
+    print(f"generation, greedy, {len(gen)} prompts x {args.new_tokens} new tokens: lm.generate_many "
           f"{kit_tps:.1f} tokens/s, plain model.generate loop {plain_tps:.1f} tokens/s; same text for {same}/"
-          f"{len(GEN_PROMPTS)} prompts; e.g. {GEN_PROMPTS[0]!r} -> {texts['kit'][0][:40]!r}", flush=True)
+          f"{len(gen)} prompts; e.g. {gen[0]!r} -> {texts['kit'][0][:40]!r}", flush=True)
     ratio("smollm2 generation: lm.generate_many / plain loop tokens/s", kit_tps / plain_tps, ">=", 1.0)
 
     from bench_evals import lm_eval_installed, lm_eval_scores
@@ -173,9 +176,10 @@ def main(argv=None) -> int:
     def kit(**kw):
         return lambda P, C: continuation_logprobs(model, tok, P, C, progress=False, **kw)
 
-    methods = {"interplab": kit(), "interplab, one item a row (row_tokens=1)": kit(row_tokens=1),
-               "interplab, head=split (no last-block path)": kit(head="split"),
-               "per-class": lambda P, C: continuation_logprobs(model, tok, P, C, method="reference", progress=False)}
+    methods = {"interplab": kit(), "interplab, one item a row (row_tokens=1)": kit(row_tokens=1)}
+    if args.full:  # a diagnostic without a target
+        methods["interplab, head=split (no last-block path)"] = kit(head="split")
+    methods["per-class"] = lambda P, C: continuation_logprobs(model, tok, P, C, method="reference", progress=False)
     if have_lm_eval:
         methods["lm-eval HFLM"] = lambda P, C: lm_eval_scores(model, tok, list(zip(P, C)))
     continuation_logprobs(model, tok, ["Warm up:"], [[" yes", " no"]], progress=False)  # the one-time probe

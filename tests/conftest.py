@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -50,9 +51,38 @@ class BackgroundRuns:
         from interplab import gallery
 
         self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="background-run")
+        self.jobs, self.t0 = jobs, time.perf_counter()
+        self.times: dict = {}  # key -> (start, end) in seconds since the pool started
+        self.foreground_done: float | None = None
         threads = gallery.threads_per_job(jobs)
-        self.futures = {key: self.pool.submit(run, env, threads)
+        self.futures = {key: self.pool.submit(self._timed, key, run, env, threads)
                         for key, _, run in sorted(runs, key=lambda r: -r[1])}
+
+    def _timed(self, key, run, env, threads):
+        start = time.perf_counter() - self.t0
+        try:
+            return run(env, threads)
+        finally:
+            self.times[key] = (start, time.perf_counter() - self.t0)
+
+    def report(self) -> list[str]:
+        """Where the session's time went: each run's wall time and, for notebooks, its kernel's CPU
+        seconds; when the other tests finished. (What to shrink when the suite is too slow.)"""
+        rows = []
+        for key, (start, end) in sorted(self.times.items(), key=lambda kv: kv[1][0] - kv[1][1]):
+            f = self.futures[key]
+            r = f.result() if f.done() and not f.exception() else None
+            r = r[0] if isinstance(r, tuple) else r
+            cpu = getattr(r, "cpu_seconds", None)
+            rows.append(f"{end - start:7.1f} s wall  {'' if cpu is None else f'{cpu:7.1f} s CPU'}  "
+                        f"from {start:6.0f} s  {' '.join(map(str, key))}")
+        if not rows:
+            return []
+        busy = max(end for _, end in self.times.values())
+        head = (f"background runs: {len(rows)} on {self.jobs} job(s), done {busy:.0f} s after they started; "
+                f"the other tests were done at {self.foreground_done:.0f} s" if self.foreground_done is not None
+                else f"background runs: {len(rows)} on {self.jobs} job(s), done {busy:.0f} s after they started")
+        return [head, *rows]
 
     def result(self, key):
         if key not in self.futures:
@@ -75,6 +105,20 @@ def pytest_collection_modifyitems(session, config, items):
     items[:] = [i for i in items if not _offers_runs(i)] + [i for i in items if _offers_runs(i)]
 
 
+_POOL: list = []  # the session's BackgroundRuns, for the terminal summary
+
+
+def pytest_runtest_setup(item):
+    """Note when the first test that waits for a background run starts: the other tests are done."""
+    if _POOL and _offers_runs(item) and _POOL[0].foreground_done is None:
+        _POOL[0].foreground_done = time.perf_counter() - _POOL[0].t0
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in (_POOL[0].report() if _POOL else []):
+        terminalreporter.write_line(line)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def background(request, _session_cache):
     """The session's :class:`BackgroundRuns`, started before the first test."""
@@ -86,6 +130,7 @@ def background(request, _session_cache):
             by_module.setdefault(item.module, []).append(item)
     runs = [r for mod, items in by_module.items() for r in mod.background_runs(items)]
     pool = BackgroundRuns(runs, dict(os.environ), gallery.default_jobs())
+    _POOL[:] = [pool]
     yield pool
     pool.close()
 
@@ -119,6 +164,18 @@ def cache_dir(tmp_path, monkeypatch):
     """An empty kit cache (responses, embeddings, ...) for this test only."""
     monkeypatch.setenv("INTERPLAB_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def session_toys() -> Path:
+    """The session cache's toy-model folder, with the toys tests compare against built in it (under the
+    cache lock, so the notebook runs and these tests train each one once). A test on an empty cache
+    (``cache_dir``) links its ``toy`` folder here instead of training them again."""
+    from interplab import config
+    from interplab.toy import zoo
+
+    zoo.build(["attn-only-1l"], progress=False)
+    return config.cache_dir("toy")
 
 
 @pytest.fixture

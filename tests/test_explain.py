@@ -116,19 +116,19 @@ def test_bfloat16_classifier_agrees_with_float32_and_so_does_lime(minilm, imdb):
 
     model, tok = minilm
     train, test = imdb
-    # 60 training reviews are plenty for a head whose only job here is to be the same model in two precisions
+    # 24 training reviews are plenty for a head whose only job here is to be the same model in two precisions
     # (bfloat16 is emulated, and slow, on CPUs without AMX)
-    fit_on = train.groupby("label").head(30)
+    fit_on = train.groupby("label").head(12)
     f32 = explain.EncoderClassifier(model, tok, precision="float32").fit(list(fit_on.text), list(fit_on.label))
     b16 = explain.EncoderClassifier(model, tok, precision="bfloat16").fit(list(fit_on.text), list(fit_on.label))
     assert (f32.precision, b16.precision) == ("float32", "bfloat16") and "bfloat16" in b16.name
-    texts = list(test.text[:16])
+    texts = list(test.text[:12])
     p32, p16 = f32.predict_proba(texts), b16.predict_proba(texts)
     assert np.abs(p32 - p16).max() < 0.02
     assert not np.array_equal(p32, p16)  # it really ran in another precision
     np.testing.assert_array_equal(p32.argmax(1), p16.argmax(1))
 
-    review = test.text[0]
+    review = explain.first_words(test.text[0], 30)  # 30 words: bfloat16 is slow where it is emulated
 
     def weights(clf, seed):
         exp = LimeTextExplainer(class_names=["neg", "pos"], random_state=seed)
@@ -139,6 +139,25 @@ def test_bfloat16_classifier_agrees_with_float32_and_so_does_lime(minilm, imdb):
     words = sorted(w32)
     a, b, c = (np.array([w[k] for k in words]) for w in (w32, w16, w32_seed))
     assert np.abs(a - b).max() < 0.25 * np.abs(a - c).max()
+
+
+def test_first_words_cuts_after_the_nth_word_and_keeps_its_punctuation():
+    text = "I loved it. Really, truly (honestly!) great... but long."
+    assert explain.first_words(text, 3) == "I loved it."
+    assert explain.first_words(text, 6) == "I loved it. Really, truly (honestly!)"
+    assert explain.first_words(text, 8) == "I loved it. Really, truly (honestly!) great... but"
+    assert explain.first_words(text, 9) == explain.first_words(text, 50) == explain.first_words(text, None) == text
+    assert explain.first_words("", 3) == "" and explain.first_words("  ...  ", 1) == "  ...  "
+    # LIME's words: a cut review has exactly n of them, and they are the review's first n
+    import re
+
+    review = " ".join(f"w{i}, x{i}!" for i in range(100))
+    assert re.findall(r"\w+", explain.first_words(review, 37)) == re.findall(r"\w+", review)[:37]
+    for bad in (0, -2, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="n must be a positive int or None"):
+            explain.first_words(text, bad)
+    with pytest.raises(TypeError, match="text must be a str"):
+        explain.first_words(["a list"], 3)
 
 
 def test_precision_auto_follows_the_hardware(minilm, monkeypatch):

@@ -26,22 +26,6 @@ def test_execute_ok_and_failing(tmp_path):
     assert (tmp_path / "out" / "ok.html").read_text().count("42") >= 1
 
 
-@pytest.mark.browser
-def test_attention_notebook_page_renders_offline(open_offline, tmp_path):
-    """The gallery page of the attention notebook shows BertViz drawn, with the network off."""
-    from interplab.config import repo_root
-
-    r = gallery.execute(repo_root() / "notebooks" / "attention_bertviz.ipynb", tmp_path)
-    assert r.ok, r.error
-    page = open_offline(tmp_path / "attention_bertviz.html")
-    page.page.wait_for_selector("svg line", state="attached", timeout=15_000)
-    assert page.page.locator("svg line").count() > 1000
-    # Only MathJax (for LaTeX in markdown, optional) may come from a CDN; nothing the views need does.
-    scripts = [u for u in page.requests if (u.endswith(".js") or ".js?" in u) and "mathjax" not in u]
-    assert scripts == [], scripts
-    assert not [e for e in page.errors if "Uncaught" in e or "Error:" in e], page.errors
-
-
 def _nb_tagged(path, cells):
     """A notebook from (source, tags) pairs."""
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Tagged test notebook")])

@@ -244,6 +244,19 @@ def test_smollm2_steering_beats_a_random_vector(smollm2):
     assert steer > 1.0 and steer > abs(rand) + 1.0
 
 
+def test_generate_with_a_list_of_strengths_gives_each_lone_run(smollm2):
+    """Strengths side by side in one batch: the same greedy text as one run per strength, in order."""
+    v = iv.steering_vector(smollm2, ["I love this. It is wonderful"], ["I hate this. It is awful"],
+                           "blocks.6.hook_resid_pre")
+    alone = [iv.generate(smollm2, "The movie was", vector=v, strength=s, max_new_tokens=6) for s in (0, 8, -8)]
+    assert len(set(alone)) == 3  # the strengths really change the text
+    assert iv.generate(smollm2, "The movie was", vector=v, strength=[0, 8, -8], max_new_tokens=6) == alone
+    assert iv.generate(smollm2, "The movie was", strength=[0, 8], max_new_tokens=6) == [alone[0]] * 2  # no vector
+    for bad, match in (("x", "a number or a list"), ([], "non-empty"), ([1, "y"], "a number or a list")):
+        with pytest.raises(ValueError, match=match):
+            iv.generate(smollm2, "The movie was", vector=v, strength=bad)
+
+
 # --- remote execution on NDIF (nnsight remote=True): what can be checked offline -----------------
 def test_remote_without_key_or_network_is_one_clear_line(monkeypatch):
     from interplab import config

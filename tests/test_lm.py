@@ -431,8 +431,11 @@ def test_smollm2_generates_real_text_greedy_and_sampled(smollm2, cache_dir):
     paris = lm.generate("smollm2", "The capital of France is", max_tokens=6)
     assert "Paris" in paris, paris
     # temperature 0 is deterministic whatever the seed; temperature 1 differs across seeds
-    cold = {lm.generate("smollm2", "Once upon a time", temperature=0, seed=s, max_tokens=10) for s in range(3)}
-    hot = [lm.generate("smollm2", "Once upon a time", temperature=1.0, seed=s, max_tokens=10) for s in range(4)]
+    # (one batch each: a row's text does not depend on the batch it ran in, checked against a lone run)
+    cold = set(map(str, lm.generate_many("smollm2", ["Once upon a time"] * 3, temperature=0, seed=[0, 1, 2],
+                                         max_tokens=10, progress=False)))
+    hot = [str(c) for c in lm.generate_many("smollm2", ["Once upon a time"] * 4, temperature=1.0, seed=[0, 1, 2, 3],
+                                            max_tokens=10, progress=False)]
     assert len(cold) == 1 and len(set(hot)) >= 3, (cold, hot)
     assert lm.generate("smollm2", "Once upon a time", temperature=1.0, seed=2, max_tokens=10, cache=False) == hot[2]
     # chat messages go through the tokenizer's chat template, with its special tokens once, not doubled
@@ -545,7 +548,9 @@ def test_loopback_serves_real_smollm2_through_the_openai_sdk(smollm2, cache_dir)
             client.chat.completions.create(model="loopback-chat", messages=msgs, max_tokens=2)
 
 
-def test_compare_across_tokenizers_and_the_induction_probe(smollm2, cache_dir):
+def test_compare_across_tokenizers_and_the_induction_probe(smollm2, session_toys, cache_dir):
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    (cache_dir / "toy").symlink_to(session_toys, target_is_directory=True)  # an empty cache, but the toy trained once
     models = ["smollm2", "toy:attn-only-1l"]
     probe = lm.repeat_probe(models, n=12, seed=0)
     for prompt, (rep, seen, unseen) in zip(probe.prompts, probe.continuations):

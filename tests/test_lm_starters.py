@@ -1,4 +1,4 @@
-"""The no-code CSV runner (`interplab run-csv`) and the Python and R "GPT-3 experiments" starters,
+"""The no-code CSV runner (`interplab run-csv`) and the R "GPT-3 experiments" starter (the Python one: test_starters),
 run against the loopback OpenAI-compatible server (real HTTP on 127.0.0.1)."""
 from __future__ import annotations
 
@@ -111,25 +111,6 @@ def test_run_csv_with_a_local_model_folder(tmp_path, cache_dir):
 
 # ------------------------------------------------------------------------------------------ starters
 @pytest.mark.slow
-def test_python_starter_runs_offline_on_smollm2(tmp_path):
-    """The default model is the embedded real LM: greedy answers are its greedy continuations."""
-    from interplab import lm
-
-    work = tmp_path / "python-starter"
-    shutil.copytree(ROOT / "starters" / "python-starter", work, ignore=shutil.ignore_patterns("results"))
-    proc = subprocess.run([sys.executable, "experiment.py", "--quick"], cwd=work, capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "on smollm2" in proc.stdout
-    df = pd.read_csv(work / "results" / "results.csv", keep_default_na=False)
-    n_prompts = len(pd.read_csv(work / "prompts.csv"))
-    assert len(df) == n_prompts * 2 and set(df["model"]) == {"smollm2"}
-    assert set(df["temperature"]) == {0.0, 1.0} and df["p_positive"].between(0, 1).all()
-    greedy = df[df["temperature"] == 0].iloc[0]
-    assert greedy["output"] == lm.generate("smollm2", greedy["prompt"], max_tokens=20, seed=0, cache=False)
-    assert (work / "results" / "sentiment_by_temperature.png").stat().st_size > 10_000
-
-
 def _rscript():
     if shutil.which("Rscript") is None:
         if os.environ.get("INTERPLAB_REQUIRE_R") == "1":
@@ -162,8 +143,9 @@ def test_r_starter_against_the_loopback_server_serving_smollm2_with_faults(tmp_p
     assert SECRET not in proc.stdout + proc.stderr
     assert stats["faults"] == {"429": 2, "500": 1, "malformed": 1}
     df = pd.read_csv(work / "results" / "results.csv", keep_default_na=False)
-    n_prompts = len(pd.read_csv(work / "prompts.csv"))
-    assert len(df) == stats["served"] == n_prompts * 2 and set(df["model"]) == {"smollm2"}
+    first = list(pd.read_csv(work / "prompts.csv")["Prompt"][:4])  # --quick: the first 4 prompts, 2 temperatures
+    assert len(df) == stats["served"] == 4 * 2 and set(df["model"]) == {"smollm2"}
+    assert sorted(set(df["prompt"])) == sorted(first)
     assert {e["temperature"] for e in stats["log"]} == {0, 1} and {e["max_tokens"] for e in stats["log"]} == {20}
     assert df["sentiment"].between(-1, 1).all() and (df["output"].str.len() > 0).all()
     # real model text: a greedy answer is smollm2's own greedy chat answer

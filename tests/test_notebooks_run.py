@@ -22,6 +22,7 @@ ROOT = repo_root()
 OUT = ROOT / "build" / "test-gallery"
 RESULTS: dict[str, gallery.Result] = {}
 PATHS = [e.path for e in catalogue()]
+ATTENTION = "notebooks/attention_bertviz.ipynb"
 
 
 def background_runs(items) -> list:
@@ -34,8 +35,10 @@ def background_runs(items) -> list:
     def run(path):
         return lambda env, threads: gallery.execute(ROOT / path, OUT, base=env, threads=threads)
 
-    return [(("sample run", p), seconds.get(Path(p).name, 0.0), run(p))
-            for p in params_of(items, "test_notebook_runs_clean_with_a_full_card", "path")]
+    paths = params_of(items, "test_notebook_runs_clean_with_a_full_card", "path")
+    if any(getattr(i, "originalname", None) == "test_attention_notebook_page_renders_offline" for i in items):
+        paths = sorted(set(paths) | {ATTENTION})
+    return [(("sample run", p), seconds.get(Path(p).name, 0.0), run(p)) for p in paths]
 
 
 @pytest.fixture
@@ -69,3 +72,19 @@ def test_index_of_the_notebooks_run():
     text = index.read_text(encoding="utf-8")
     for path, r in RESULTS.items():
         assert f"{path.split('/')[-1].removesuffix('.ipynb')}.html" in text
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_attention_notebook_page_renders_offline(background, open_offline):
+    """The gallery page of the attention notebook (this session's run of it) shows BertViz drawn, with
+    the network off."""
+    r = background.result(("sample run", ATTENTION))
+    assert r.ok, r.error
+    page = open_offline(OUT / "attention_bertviz.html")
+    page.page.wait_for_selector("svg line", state="attached", timeout=15_000)
+    assert page.page.locator("svg line").count() > 1000
+    # Only MathJax (for LaTeX in markdown, optional) may come from a CDN; nothing the views need does.
+    scripts = [u for u in page.requests if (u.endswith(".js") or ".js?" in u) and "mathjax" not in u]
+    assert scripts == [], scripts
+    assert not [e for e in page.errors if "Uncaught" in e or "Error:" in e], page.errors

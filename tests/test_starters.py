@@ -99,8 +99,10 @@ def background_runs(items) -> list:
             return _smoke(name, starters.new(root / name, name), gallery.kernel_env(threads, base=base))
         return one
 
-    return [(("starter", n), SECONDS.get(n, 10.0), run(n))
-            for n in params_of(items, "test_starter_runs_where_it_was_copied", "name")]
+    names = set(params_of(items, "test_starter_runs_where_it_was_copied", "name"))
+    if any(getattr(i, "originalname", None) == "test_python_starter_answers_are_smollm2s_own" for i in items):
+        names.add("python-starter")
+    return [(("starter", n), SECONDS.get(n, 10.0), run(n)) for n in sorted(names)]
 
 
 @pytest.mark.slow
@@ -110,3 +112,23 @@ def test_starter_runs_where_it_was_copied(name, background):
     if failure and failure.startswith("skip: "):
         pytest.skip(failure[6:])
     assert failure is None, failure
+
+
+@pytest.mark.slow
+def test_python_starter_answers_are_smollm2s_own(background):
+    """The Python starter's smoke run (its copy above) on its default model, the embedded real LM: the
+    first 4 prompts at 2 temperatures, and a greedy answer is smollm2's own greedy continuation."""
+    import pandas as pd
+
+    from interplab import lm
+
+    failure = background.result(("starter", "python-starter"))
+    assert failure is None, failure
+    work = ROOT / "build" / "test-starters" / "python-starter"
+    df = pd.read_csv(work / "results" / "results.csv", keep_default_na=False)
+    first = list(pd.read_csv(work / "prompts.csv")["Prompt"][:4])  # --quick: the first 4 prompts, 2 temperatures
+    assert len(df) == 4 * 2 and set(df["model"]) == {"smollm2"} and sorted(set(df["prompt"])) == sorted(first)
+    assert set(df["temperature"]) == {0.0, 1.0} and df["p_positive"].between(0, 1).all()
+    greedy = df[df["temperature"] == 0].iloc[0]
+    assert greedy["output"] == lm.generate("smollm2", greedy["prompt"], max_tokens=20, seed=0, cache=False)
+    assert (work / "results" / "sentiment_by_temperature.png").stat().st_size > 10_000

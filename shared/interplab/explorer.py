@@ -175,20 +175,26 @@ def induction_lens(model, tokenizer, *, n_texts: int = 8, length: int = 15, seed
     ids_of = {w: encode(tokenizer, " " + w)[len(base):] for w in words}
     start = base
     rng = np.random.default_rng(seed)
-    rows, texts = [], []
-    for t in tqdm(range(n_texts), desc="repeated texts", unit="text", leave=False):
+    texts = []
+    for _ in range(n_texts):
         run = [ids_of[words[j]][0] for j in rng.choice(len(words), size=length, replace=False)]
-        ids = start + run + run
-        texts.append(ids)
-        x = torch.tensor([ids])
-        with torch.no_grad():
-            resid, _ = _residuals(model, x)
-            preds = [lg.argmax(-1) for lg in _lens_logits(model, resid)]
-        nxt = torch.tensor(ids[1:])
-        first = slice(len(start), len(start) + length - 1)            # predicting r[1:] inside the first copy
-        second = slice(len(start) + length, len(ids) - 1)             # predicting r[1:] inside the second copy
+        texts.append(start + run + run)
+    # every text has one length: one forward for all of them, then one unembedding per layer for all of
+    # them (the unembedding matrix is read once per layer, not once per layer and text), kept as argmax only
+    sm = _sm(model)
+    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(sm.adapter.n_layers)]
+    x = torch.tensor(texts)
+    with torch.no_grad():
+        _, cache = sm.run_with_cache(x, names=names)
+        preds = [sm.adapter.logit_lens(cache[k]).argmax(-1)
+                 for k in tqdm(names, desc="logit lens", unit="layer", leave=False)]  # [n_texts, T] each
+    nxt = x[:, 1:]
+    first = slice(len(start), len(start) + length - 1)            # predicting r[1:] inside the first copy
+    second = slice(len(start) + length, x.shape[1] - 1)           # predicting r[1:] inside the second copy
+    rows = []
+    for t in range(n_texts):
         for i, p in enumerate(preds):
-            hit = (p[:-1] == nxt).float()
+            hit = (p[t, :-1] == nxt[t]).float()
             for name, sl in (("first", first), ("second", second)):
                 rows.append({"text": t, "read after": "embed" if i == 0 else f"layer {i - 1}", "copy": name,
                              "top1": float(hit[sl].mean())})

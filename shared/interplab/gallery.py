@@ -52,6 +52,7 @@ class Result:
     results: list[str] = field(default_factory=list)  # the last cell's printed lines
     cold: bool = False                     # ran in a build that started with an empty kit cache
     parallel: bool = False                 # ran beside other notebooks (its time is not its time alone)
+    cpu_seconds: float | None = None       # CPU time of the kernel and its children (where it could be read)
 
 
 def _kernel_manager(folder: Path):
@@ -100,6 +101,7 @@ def execute(path: Path, out_dir: Path, timeout: int = 900, cold: bool = False, *
         except Exception as exc:  # kernel died, timeout...
             error = f"{type(exc).__name__}: {exc}"
         finally:  # nbclient leaves a kernel it did not create running: stop it, or every notebook's stays up
+            cpu = _cpu_seconds(km)
             if km.has_kernel:
                 km.shutdown_kernel(now=True)
     seconds = time.perf_counter() - start
@@ -108,7 +110,20 @@ def execute(path: Path, out_dir: Path, timeout: int = 900, cold: bool = False, *
     nbformat.write(nb, out_dir / path.name)
     (out_dir / f"{path.stem}.html").write_text(_page(nb), encoding="utf-8")
     figure = _thumbnail(nb, out_dir / f"{path.stem}.png")
-    return Result(str(path.name), title, not error, seconds, error, figure, last_cell_lines(nb), cold)
+    return Result(str(path.name), title, not error, seconds, error, figure, last_cell_lines(nb), cold,
+                  cpu_seconds=cpu)
+
+
+def _cpu_seconds(km) -> float | None:
+    """CPU seconds the kernel process and its finished children used (what a notebook costs beside
+    others, whatever its wall time was), or None where the process cannot be read."""
+    try:
+        import psutil
+
+        t = psutil.Process(km.provisioner.process.pid).cpu_times()
+        return float(t.user + t.system + t.children_user + t.children_system)
+    except Exception:  # no kernel, no psutil, another provisioner: the figure is optional
+        return None
 
 
 def _cache_is_empty() -> bool:

@@ -528,17 +528,23 @@ def steering_vector(model, positive, negative, site: str, *, position="mean") ->
     return SteeringVector(vec, site)
 
 
-def _add_hook(vec, strength: float):
+def _add_hook(vec, strength):
+    """Adds ``strength * vec`` at every position; ``strength`` is a number, or a tensor with one value per
+    row of the batch."""
+    if hasattr(strength, "dim"):
+        strength = strength.reshape(-1, 1, 1)
+
     def hook(act, hook):
         v = vec.to(act.dtype)
+        s = strength.to(act.dtype) if hasattr(strength, "dim") else strength
         if v.dim() == 1:
-            return act + strength * v
+            return act + s * v
         k = v.shape[0]
         if act.shape[1] < k:
             # decoding step with a cache (one new token) or a short prompt: a per-position vector cannot fit
             raise ValueError(f"steering vector covers {k} positions but the input has {act.shape[1]}")
         act = act.clone()
-        act[:, :k] += strength * v
+        act[:, :k] += s * v
         return act
 
     return hook
@@ -616,26 +622,51 @@ def steering_effect(model, vector: SteeringVector, prompts, up, down, strengths=
     return pd.DataFrame(rows)
 
 
-def generate(model, prompt: str, *, vector: SteeringVector | None = None, strength: float = 0.0,
-             max_new_tokens: int = 20) -> str:
+def generate(model, prompt: str, *, vector: SteeringVector | None = None, strength=0.0,
+             max_new_tokens: int = 20):
     """Greedy continuation of ``prompt`` (optionally steered). A plain loop over forwards, so the
-    steering hook sees every position of every step, for any model the kit wraps."""
+    steering hook sees every position of every step, for any model the kit wraps.
+
+    ``strength`` may also be a list (``[0, 8, -8]``): one continuation per strength, returned as a
+    list, computed side by side as rows of one batch (one prompt, so no padding). A forward of a
+    small model on CPU costs about as much for a few rows as for one (reading the weights dominates),
+    so comparing strengths this way costs about one generation, not one per strength."""
     import torch
 
     sm = _wrap(model)
-    tokens = _one(sm, prompt)
+    many = isinstance(strength, (list, tuple, np.ndarray))
+    try:
+        strengths = [float(x) for x in (strength if many else [strength])]
+    except (TypeError, ValueError):
+        raise ValueError(f"strength must be a number or a list of numbers, got {strength!r}") from None
+    if not strengths:
+        raise ValueError("strength: give a number or a non-empty list of numbers")
+    tokens = _one(sm, prompt).expand(len(strengths), -1)
     start = tokens.shape[1]
-    ctx = steer(sm, vector, strength) if vector is not None and strength else contextlib.nullcontext()
+    if vector is not None and any(strengths):
+        _check_site(sm, vector.site)
+        ctx = sm.hooks(fwd_hooks=[(vector.site, _add_hook(vector.vector, torch.tensor(strengths)))])
+    else:
+        ctx = contextlib.nullcontext()
     eos = getattr(getattr(sm, "tokenizer", None), "eos_token_id", None)
+    done = torch.zeros(len(strengths), dtype=torch.bool)
     with ctx, torch.no_grad():
         for _ in range(max_new_tokens):
             if tokens.shape[1] >= sm.adapter.n_ctx:
                 break
             nxt = _forward(sm, tokens).argmax(-1, keepdim=True)
             tokens = torch.cat([tokens, nxt], 1)
-            if eos is not None and int(nxt) == eos:
-                break
-    return _decode(sm, tokens[0, start:])
+            if eos is not None:
+                done |= nxt[:, 0] == eos
+                if bool(done.all()):
+                    break
+    texts = []
+    for row in tokens[:, start:]:
+        ids = row.tolist()
+        if eos is not None and eos in ids:  # a row that stopped keeps its end token, as a lone run does
+            ids = ids[:ids.index(eos) + 1]
+        texts.append(_decode(sm, torch.tensor(ids, dtype=torch.long)))
+    return texts if many else texts[0]
 
 
 def _decode(sm, ids) -> str:

@@ -38,11 +38,13 @@ TEMPERATURES = [0.0, 0.5, 1.0, 1.5]
 SAMPLES = 3                           # answers per prompt and temperature (seeds 0..SAMPLES-1)
 MAX_TOKENS = 20
 MAX_DOLLARS = 0.50                    # API spending cap for one run
+QUICK_PROMPTS = 4                     # --quick (a smoke test) uses the first few prompts only
 
 
 def run(model: str = MODEL, prompts_csv: Path = HERE / "prompts.csv", out: Path = HERE / "results",
         temperatures=TEMPERATURES, samples: int = SAMPLES, max_tokens: int = MAX_TOKENS,
-        base_url: str | None = None, max_dollars: float = MAX_DOLLARS, loopback: bool = False) -> pd.DataFrame:
+        base_url: str | None = None, max_dollars: float = MAX_DOLLARS, loopback: bool = False,
+        n_prompts: int | None = None) -> pd.DataFrame:
     server = None
     if loopback:  # serve the model named after "openai:" on 127.0.0.1: a local stand-in for an API
         from interplab.lm.loopback import LoopbackServer
@@ -52,15 +54,17 @@ def run(model: str = MODEL, prompts_csv: Path = HERE / "prompts.csv", out: Path 
         server = LoopbackServer(model=model.split(":", 1)[1]).start()
         base_url = server.base_url
     try:
-        return _run(model, prompts_csv, out, temperatures, samples, max_tokens, base_url, max_dollars)
+        return _run(model, prompts_csv, out, temperatures, samples, max_tokens, base_url, max_dollars, n_prompts)
     finally:
         if server is not None:
             server.stop()
 
 
-def _run(model, prompts_csv, out, temperatures, samples, max_tokens, base_url, max_dollars) -> pd.DataFrame:
+def _run(model, prompts_csv, out, temperatures, samples, max_tokens, base_url, max_dollars, n_prompts) -> pd.DataFrame:
     prompts = pd.read_csv(prompts_csv, dtype=str, keep_default_na=False)
     prompts = prompts[prompts["Prompt"].str.strip() != ""].reset_index(drop=True)
+    if n_prompts is not None:
+        prompts = prompts.head(n_prompts)
     print(f"{len(prompts)} prompts x {len(temperatures)} temperatures x {samples} samples on {model}")
 
     # 1. completions: every (prompt, temperature, sample) in one batch
@@ -132,11 +136,12 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=SAMPLES)
     p.add_argument("--max-tokens", type=int, default=MAX_TOKENS)
     p.add_argument("--max-dollars", type=float, default=MAX_DOLLARS, help="API spending cap (default %(default)s)")
-    p.add_argument("--quick", action="store_true", help="smallest run (2 temperatures, 1 sample): a smoke test")
+    p.add_argument("--quick", action="store_true",
+                   help=f"smallest run ({QUICK_PROMPTS} prompts, 2 temperatures, 1 sample): a smoke test")
     a = p.parse_args(argv)
-    temps, samples = (a.temperatures, a.samples) if not a.quick else ([0.0, 1.0], 1)
+    temps, samples, n = (a.temperatures, a.samples, None) if not a.quick else ([0.0, 1.0], 1, QUICK_PROMPTS)
     try:
-        run(a.model, a.prompts, a.out, temps, samples, a.max_tokens, a.base_url, a.max_dollars, a.loopback)
+        run(a.model, a.prompts, a.out, temps, samples, a.max_tokens, a.base_url, a.max_dollars, a.loopback, n)
     except lm.LMError as exc:
         print(f"error: {exc}")
         return 1

@@ -1,5 +1,5 @@
 # Run the R chunks of gpt_experiments.Rmd in order, without knitr:  Rscript run.R [--quick]
-# (In RStudio you can knit the .Rmd instead.) --quick runs 2 temperatures x 1 sample.
+# (In RStudio you can knit the .Rmd instead.) --quick (a smoke run) uses 4 prompts x 2 temperatures x 1 sample.
 QUICK <- "--quick" %in% commandArgs(trailingOnly = TRUE)
 lines <- readLines("gpt_experiments.Rmd", warn = FALSE)
 starts <- grep("^```\\{r", lines)

@@ -30,12 +30,12 @@ from .render import (attribution_html, compare_html, eli5_html, overlapping_text
                      plot_text, plot_waterfall, plot_weights)
 from .tabular import (global_rankings, lime_ranking, lime_tabular, linear_baseline, model_output, permutation_ranking,
                       ranking_agreement, shap_values)
-from .text import (METHODS, Stability, agreement_over, explain_text, rank_correlation, stability,
+from .text import (METHODS, Stability, agreement_over, explain_text, first_words, rank_correlation, stability,
                    stability_over, top_overlap, word_weights)
 
 __all__ = [
     "Attribution", "BatchedClassifier", "agreement_over", "stability_over", "EncoderClassifier", "METHODS", "Stability", "attribution_html",
-    "batched_map", "compare_html", "eli5_html", "explain_text", "global_rankings", "lime_ranking",
+    "batched_map", "compare_html", "first_words", "eli5_html", "explain_text", "global_rankings", "lime_ranking",
     "lime_tabular", "linear_baseline", "model_output", "permutation_ranking", "plot_comparison", "plot_stability", "plot_text", "plot_weights", "plot_waterfall", "overlapping_texts",
     "rank_correlation", "ranking_agreement", "shap_values", "stability", "text_classifier", "top_overlap", "word_weights",
     "wrap_classifier", "Faithfulness", "MinimalPairs", "delete_words", "deletion_effects", "faithfulness",

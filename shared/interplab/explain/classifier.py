@@ -268,8 +268,24 @@ class EncoderClassifier:
                                   precision=self.precision)
         return pooled.cpu().numpy()
 
-    def embed(self, texts, *, progress: bool | None = None) -> np.ndarray:
-        """Sentence embeddings of ``texts`` (batched, deduplicated, length-sorted), shape (n, hidden)."""
+    def embed(self, texts, *, progress: bool | None = None, cache: bool = True) -> np.ndarray:
+        """Sentence embeddings of ``texts`` (batched, deduplicated, length-sorted), shape (n, hidden).
+
+        In float32 they come through ``interplab.text.embed`` and its on-disk cache (keyed by the
+        weights and the text), so training a head again on the same reviews, in a re-run or in
+        another notebook, embeds nothing twice; bfloat16 vectors, which differ slightly, are not
+        cached. (Explaining calls :meth:`embed_batch`: LIME's perturbed texts never fill the cache.)
+        """
+        if cache and self.precision == "float32":
+            import warnings
+
+            from ..text.embeddings import TruncationWarning, context_length, embed
+
+            if self.max_length <= context_length(self.model, self.tokenizer):
+                with warnings.catch_warnings():  # cutting texts at max_length is this classifier's documented rule
+                    warnings.simplefilter("ignore", TruncationWarning)
+                    return embed(_as_texts(texts), self.model, self.tokenizer, batch_size=self.batch_size,
+                                 max_length=self.max_length, progress=progress)
         return batched_map(self.embed_batch, texts, batch_size=self.batch_size, progress=progress, desc="embedding")
 
     def fit(self, texts, labels, *, progress: bool | None = None) -> "EncoderClassifier":

@@ -300,6 +300,30 @@ def stability(text: str, classifier, *, method: str = "lime", seeds=(0, 1, 2), n
 
 # ---------------------------------------------------------------- over many texts
 
+def first_words(text: str, n: int | None) -> str:
+    """``text`` up to the end of its ``n``-th word (as LIME splits words; the punctuation right after it
+    is kept), or whole when it is shorter or ``n`` is None.
+
+    Why: LIME, TextExplainer and SHAP treat every word as a feature, so their cost (and the samples
+    they need for the same accuracy) grows with the length of the text. Explaining the first ``n``
+    words of long reviews keeps a run over many reviews short; what is explained is then the
+    classifier on that shorter text, which a notebook says where it does this.
+    """
+    import re
+
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if n is None:
+        return text
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive int or None, got {n!r}")
+    words = list(itertools.islice(re.finditer(r"\w+", text), int(n) + 1))
+    if len(words) <= n:
+        return text
+    end = words[int(n) - 1].end()
+    return text[:end] + re.match(r"[^\w\s]*", text[end:]).group()
+
+
 def _random_jaccard(n_words: int, k: int, draws: int = 200, seed: int = 0) -> float:
     """Expected top-k overlap (Jaccard) of two methods that rank ``n_words`` words at random: the chance baseline."""
     if n_words <= 0:
