@@ -145,6 +145,11 @@ def _one_thread_beside_background_runs(background):
         yield
 
 
+def selected(items, test_name: str) -> bool:
+    """Whether a test named ``test_name`` is among ``items`` (so the background run it reads is planned)."""
+    return any(getattr(i, "originalname", None) == test_name for i in items)
+
+
 def params_of(items, test_name: str, param: str) -> list:
     """The ``param`` values of the parametrized tests named ``test_name`` among ``items``."""
     return [i.callspec.params[param] for i in items

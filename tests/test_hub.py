@@ -272,13 +272,12 @@ def background_runs(items) -> list:
     in the session's background runs (``conftest.BackgroundRuns``), each against its own loopback hub."""
     import nbformat
 
-    from conftest import HUB_UNSET, SHARED_DATA, hub_config, hub_env
+    from conftest import HUB_UNSET, SHARED_DATA, hub_config, hub_env, selected
     from hubserver import HubServer
     from interplab import gallery
     from interplab.models import embedded_lm_path
 
-    if not SHARED_DATA.is_dir() or not any(getattr(i, "originalname", None) == "test_notebooks_go_online_by_one_parameter"
-                                           for i in items):
+    if not SHARED_DATA.is_dir() or not selected(items, "test_notebooks_go_online_by_one_parameter"):
         return []
     out = ROOT / "build" / "test-online"
     seconds = gallery.expected_seconds()

@@ -28,7 +28,7 @@ ATTENTION = "notebooks/attention_bertviz.ipynb"
 def background_runs(items) -> list:
     """Every selected notebook, run once through the gallery's runner (as ``make demo`` runs them, beside
     another notebook) in the session's background runs (``conftest.BackgroundRuns``), longest first."""
-    from conftest import params_of
+    from conftest import params_of, selected
 
     seconds = gallery.expected_seconds()
 
@@ -36,7 +36,7 @@ def background_runs(items) -> list:
         return lambda env, threads: gallery.execute(ROOT / path, OUT, base=env, threads=threads)
 
     paths = params_of(items, "test_notebook_runs_clean_with_a_full_card", "path")
-    if any(getattr(i, "originalname", None) == "test_attention_notebook_page_renders_offline" for i in items):
+    if selected(items, "test_attention_notebook_page_renders_offline"):
         paths = sorted(set(paths) | {ATTENTION})
     return [(("sample run", p), seconds.get(Path(p).name, 0.0), run(p)) for p in paths]
 

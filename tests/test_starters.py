@@ -87,7 +87,7 @@ def _smoke(name: str, dest: Path, env: dict) -> str | None:
 def background_runs(items) -> list:
     """Every selected starter copied with ``interplab new`` and its smoke commands run, in the session's
     background runs (``conftest.BackgroundRuns``, each on its share of the cores): ``None | failure``."""
-    from conftest import params_of
+    from conftest import params_of, selected
 
     root = ROOT / "build" / "test-starters"  # the copies stay there for inspection, as the notebooks' do
     shutil.rmtree(root, ignore_errors=True)
@@ -100,7 +100,7 @@ def background_runs(items) -> list:
         return one
 
     names = set(params_of(items, "test_starter_runs_where_it_was_copied", "name"))
-    if any(getattr(i, "originalname", None) == "test_python_starter_answers_are_smollm2s_own" for i in items):
+    if selected(items, "test_python_starter_answers_are_smollm2s_own"):
         names.add("python-starter")
     return [(("starter", n), SECONDS.get(n, 10.0), run(n)) for n in sorted(names)]
 

@@ -49,11 +49,15 @@ def _is_causal(model) -> bool:
     return _sm(model).adapter.kind != "encoder"
 
 
+def _resid_sites(sm) -> list[str]:
+    """The residual stream's sites in order: the embedding (block 0's input), then after each block."""
+    return ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(sm.adapter.n_layers)]
+
+
 def _residuals(model, x, extra=()):
     """The residual stream of one input ``[T, d]`` at the embedding and after each block, and a cache of ``extra`` sites."""
     sm = _sm(model)
-    n = sm.adapter.n_layers
-    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(n)]
+    names = _resid_sites(sm)
     _, cache = sm.run_with_cache(x, names=names + list(extra))
     return [cache[k][0] for k in names], cache
 
@@ -182,7 +186,7 @@ def induction_lens(model, tokenizer, *, n_texts: int = 8, length: int = 15, seed
     # every text has one length: one forward for all of them, then one unembedding per layer for all of
     # them (the unembedding matrix is read once per layer, not once per layer and text), kept as argmax only
     sm = _sm(model)
-    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(sm.adapter.n_layers)]
+    names = _resid_sites(sm)
     x = torch.tensor(texts)
     with torch.no_grad():
         _, cache = sm.run_with_cache(x, names=names)

@@ -529,14 +529,14 @@ def steering_vector(model, positive, negative, site: str, *, position="mean") ->
 
 
 def _add_hook(vec, strength):
-    """Adds ``strength * vec`` at every position; ``strength`` is a number, or a tensor with one value per
-    row of the batch."""
-    if hasattr(strength, "dim"):
-        strength = strength.reshape(-1, 1, 1)
+    """Adds ``strength * vec`` at every position; ``strength`` is a number, or one number per row of the batch."""
+    import torch
+
+    rows = torch.as_tensor(strength, dtype=torch.float32).reshape(-1, 1, 1)  # broadcasts over (row, position, d)
 
     def hook(act, hook):
         v = vec.to(act.dtype)
-        s = strength.to(act.dtype) if hasattr(strength, "dim") else strength
+        s = rows.to(act.dtype)
         if v.dim() == 1:
             return act + s * v
         k = v.shape[0]
@@ -645,7 +645,7 @@ def generate(model, prompt: str, *, vector: SteeringVector | None = None, streng
     start = tokens.shape[1]
     if vector is not None and any(strengths):
         _check_site(sm, vector.site)
-        ctx = sm.hooks(fwd_hooks=[(vector.site, _add_hook(vector.vector, torch.tensor(strengths)))])
+        ctx = sm.hooks(fwd_hooks=[(vector.site, _add_hook(vector.vector, strengths))])
     else:
         ctx = contextlib.nullcontext()
     eos = getattr(getattr(sm, "tokenizer", None), "eos_token_id", None)
