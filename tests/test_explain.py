@@ -110,6 +110,36 @@ def test_encoder_classifier_batches_without_changing_results(minilm, imdb):
         clf.fit(["a", "b"], [1, 1])
 
 
+def test_predict_reads_the_embedding_cache_and_lime_never_fills_it(minilm, imdb, cache_dir):
+    """predict() on a trained MiniLM head embeds a review once (text.embed's cache): a second predict runs
+    no encoder forward. predict_proba, what LIME and SHAP call, runs the encoder every time."""
+    model, tok = minilm
+    train, test = imdb
+    fit_on = train.groupby("label").head(8)
+    clf = explain.wrap_classifier(explain.EncoderClassifier(model, tok, precision="float32")
+                                  .fit(list(fit_on.text), list(fit_on.label)), progress=False)
+    texts = list(test.text[:6])
+    calls = []
+    hook = model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        first = clf.predict(texts)
+        n_first = len(calls)
+        again = clf.predict(texts)
+        n_again = len(calls) - n_first
+        proba = clf(texts)
+        clf(texts)
+        n_proba = len(calls) - n_first - n_again
+    finally:
+        hook.remove()
+    np.testing.assert_array_equal(first, proba.argmax(1))
+    np.testing.assert_array_equal(again, first)
+    assert n_first >= 1 and n_again == 0, (n_first, n_again)
+    assert n_proba >= 2, n_proba
+    assert clf.predict([]).shape == (0,)
+    with pytest.raises(TypeError, match="single str"):
+        clf.predict("one review")
+
+
 def test_bfloat16_classifier_agrees_with_float32_and_so_does_lime(minilm, imdb):
     """The fast precision changes probabilities by < 0.01 and LIME's weights far less than its seed does."""
     from lime.lime_text import LimeTextExplainer

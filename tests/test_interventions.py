@@ -212,6 +212,49 @@ def test_smollm2_pair_and_residual_patching(smollm2, eiffel):
     np.testing.assert_allclose(res.values[:, 1, 0], ref, atol=1e-3)
 
 
+def test_patched_runs_start_at_the_patched_block_only_where_that_is_exact(smollm2, eiffel):
+    """A patch at block l leaves blocks < l as in the corrupt run, so smollm2's patched runs start at
+    block l (sites.Adapter.run_from): the maps equal whole forwards; GPT-2, which adds its position
+    embeddings to inputs_embeds, fails the kit's one-time check and keeps whole forwards, still exact."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    a = smollm2.adapter
+    fast = [iv.patch_residual(smollm2, eiffel, layers=[1, 9, 17, 29], positions=[2, 8], progress=False),
+            iv.patch_mlp(smollm2, eiffel, layers=[3, 20], per_position=False, progress=False),
+            iv.patch_heads(smollm2, eiffel, layers=[0, 23], batch_size=5, progress=False)]
+    assert a._restart_exact is True
+    calls = []
+    run_from = a.run_from
+    a.run_from = lambda *args, **kw: calls.append(args[0]) or run_from(*args, **kw)
+    try:
+        iv.patch_residual(smollm2, eiffel, layers=[0, 7], positions=[8], batch_size=1, progress=False)
+    finally:
+        del a.run_from
+    assert calls == [7]  # one run per batch here; block 0 has nothing before it to skip
+    a._restart_exact = False  # whole forwards, as before
+    try:
+        slow = [iv.patch_residual(smollm2, eiffel, layers=[1, 9, 17, 29], positions=[2, 8], progress=False),
+                iv.patch_mlp(smollm2, eiffel, layers=[3, 20], per_position=False, progress=False),
+                iv.patch_heads(smollm2, eiffel, layers=[0, 23], batch_size=5, progress=False)]
+    finally:
+        a._restart_exact = True
+    for f, s in zip(fast, slow):
+        np.testing.assert_allclose(f.values, s.values, atol=1e-4)
+    assert np.abs(fast[0].values).max() > 0.5  # a map with something in it
+
+    torch.manual_seed(0)
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=3, n_embd=32, n_head=4, vocab_size=50, n_positions=16, initializer_range=0.5)).eval()
+    sm = sites.wrap(gpt2)
+    pairs = _toy_pairs(sm)
+    res = iv.patch_residual(sm, pairs, progress=False)
+    assert sm.adapter._restart_exact is False
+    for layer, pos in [(1, 2), (2, 2), (2, 6)]:
+        np.testing.assert_allclose(res.values[:, layer, pos], _one_patch(sm, pairs, f"blocks.{layer}.hook_resid_pre", pos, None),
+                                   rtol=1e-4, atol=1e-4)
+    with pytest.raises(sites.SiteRangeError, match="out of range"):
+        a.run_from(30, torch.zeros(1, 2, 576))
+
+
 def test_smollm2_attribution_and_heads(smollm2, eiffel):
     attr = iv.attribution_patch(smollm2, eiffel, layers=[4, 12, 27])
     late = attr.table().iloc[2, 8]

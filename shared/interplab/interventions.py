@@ -21,8 +21,12 @@ last position, normalised per prompt pair so the clean run scores 1 and the corr
 each forward carries many patches: batch row *r* is the corrupt prompt of one pair with one patch
 (site, position, head). One replace-hook per site copies the clean activation into exactly the rows
 assigned to it. On smollm2 the 30 x 9 residual sweep becomes a handful of batched forwards instead of
-270 single ones (``benchmarks/bench_interventions.py`` prints the ratio). This bookkeeping is written
-here by hand because neither TransformerLens nor nnsight batches different patches into one forward.
+270 single ones (``benchmarks/bench_interventions.py`` prints the ratio). A patch at block *l* leaves the
+blocks before it as in the corrupt run, so on a Hugging Face causal LM where that is exact (checked once
+per model) each forward starts at block *l* from the cached corrupt input: a layer sweep runs about
+half the blocks (1.8x faster for smollm2's 30 x 9 x 6-pair sweep, measured on 2 cores). This
+bookkeeping is written here by hand because neither TransformerLens nor nnsight batches different
+patches into one forward.
 
 **Attribution patching** (Nanda 2023; Syed et al. 2023) estimates every patch at once to first
 order: ``(clean - corrupt) . d metric / d activation``, from a clean forward, a corrupt forward and
@@ -305,10 +309,42 @@ def _replace_hook(rows, pos, head, src):
     return hook
 
 
+def _restart_inputs(sm, pairs: PromptPairs, layers) -> dict | None:
+    """The corrupt run's block inputs ``{layer: resid_pre}`` from which a patched run may start at that
+    block (:meth:`sites.Adapter.run_from`), or None where that is not exact for this model.
+
+    Checked once per model: starting at block 0 and at a middle block from the cached inputs must give
+    the plain forward's last-position logits (to 1e-4); a model that adds anything to ``inputs_embeds``
+    (GPT-2's positions, Gemma's scale) fails it and is patched with whole forwards."""
+    import torch
+
+    a = sm.adapter
+    layers = sorted({i for i in layers if i > 0})
+    if not layers:
+        return None
+    ok = getattr(a, "_restart_exact", None)
+    if ok is False or a.kind != "causal" or "." in a.paths.get("blocks", "."):
+        return None
+    probe = [0, a.n_layers // 2] if ok is None else []
+    want = sorted(set(layers) | set(probe))
+    _, cache = sm.run_with_cache(pairs.corrupt, names=[f"blocks.{i}.hook_resid_pre" for i in want])
+    resid = {i: cache[f"blocks.{i}.hook_resid_pre"] for i in want}
+    if ok is None:
+        with torch.no_grad():
+            plain = _forward(sm, pairs.corrupt)
+            ok = all(torch.allclose(a.run_from(i, resid[i].clone(), **_last_only(sm))[:, -1].float(), plain,
+                                    rtol=1e-4, atol=1e-4) for i in probe)
+        a._restart_exact = ok
+    return {i: resid[i] for i in layers} if ok else None
+
+
 def _run_jobs(sm, pairs: PromptPairs, jobs, suffix: str, batch_size: int, progress: bool, desc: str):
     """Run every patch job (layer, pos | None, head | None) on every pair, many per forward.
 
-    Returns scores [n_jobs, n_pairs]."""
+    Where :func:`_restart_inputs` found it exact, each forward holds the patches of one block and
+    starts there, from the corrupt run's input to that block: the blocks before it would only compute
+    the corrupt run again, so a layer sweep costs about half the block-forwards. Returns scores
+    [n_jobs, n_pairs]."""
     import torch
     from tqdm.auto import tqdm
 
@@ -316,16 +352,22 @@ def _run_jobs(sm, pairs: PromptPairs, jobs, suffix: str, batch_size: int, progre
     names = [f"blocks.{i}.{suffix}" for i in layers]
     _, cache = sm.run_with_cache(pairs.clean, names=names)
     cache = {n: cache[n] for n in names}
+    starts = _restart_inputs(sm, pairs, layers)
     n = pairs.n
     rows = [(j, p) for j in range(len(jobs)) for p in range(n)]
     out = np.empty((len(jobs), n))
     answers = torch.tensor(pairs.answers)
     wrongs = torch.tensor(pairs.wrongs)
     cd, xd = pairs.clean_diff, pairs.corrupt_diff
-    chunks = range(0, len(rows), batch_size)
+    if starts is None:
+        chunks = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+    else:  # one block per forward: a batch that also held an earlier block's patches would start there
+        by_layer: dict = {}
+        for r in rows:
+            by_layer.setdefault(jobs[r[0]][0], []).append(r)
+        chunks = [g[i:i + batch_size] for g in by_layer.values() for i in range(0, len(g), batch_size)]
     with torch.no_grad():
-        for start in tqdm(chunks, desc=desc, unit="batch", disable=not progress or not rows, leave=False):
-            chunk = rows[start:start + batch_size]
+        for chunk in tqdm(chunks, desc=desc, unit="batch", disable=not progress or not rows, leave=False):
             pair_idx = torch.tensor([p for _, p in chunk])
             by_site: dict = {}
             for r, (j, p) in enumerate(chunk):
@@ -351,8 +393,12 @@ def _run_jobs(sm, pairs: PromptPairs, jobs, suffix: str, batch_size: int, progre
                         hooks.append((name, _replace_hook(r_t, None, head_t, clean[p_t, :, head_t])))
                     else:
                         hooks.append((name, _replace_hook(r_t, pos_t, head_t, clean[p_t, pos_t, head_t])))
+            first = min(by_site)
             with sm.hooks(fwd_hooks=hooks):
-                last = _forward(sm, pairs.corrupt[pair_idx])
+                if starts is not None and first in starts:
+                    last = sm.adapter.run_from(first, starts[first][pair_idx], **_last_only(sm))[:, -1].float()
+                else:
+                    last = _forward(sm, pairs.corrupt[pair_idx])
             idx = torch.arange(len(chunk))
             d = (last[idx, answers[pair_idx]] - last[idx, wrongs[pair_idx]]).cpu().numpy()
             for r, (j, p) in enumerate(chunk):

@@ -184,6 +184,7 @@ class Adapter:
     final_norm: object = field(repr=False, default=None)
     unembed_module: object = field(repr=False, default=None)
     base: object = field(repr=False, default=None)
+    _restart_exact: bool | None = field(repr=False, default=None)  # run_from checked exact (interventions)
 
     @property
     def is_toy(self) -> bool:
@@ -228,6 +229,30 @@ class Adapter:
                 "hook_mlp_out": self.paths["mlp_out"] or self.paths["mlp"], "attn.hook_pattern": self.paths["pattern"],
                 "attn.hook_z": self.paths["o_proj"], "mlp.hook_post": self.paths["down_proj"]}[rest]
         return f"{prefix}{self.paths['blocks']}.{i}" + (f".{part}" if part else "")
+
+    def run_from(self, layer: int, resid, **kwargs):
+        """Logits of a Hugging Face causal LM run from block ``layer`` on, ``resid`` [batch, pos, d_model]
+        being that block's input (``hook_resid_pre``): the blocks before it are not run at all.
+
+        Activation patching at block ``layer`` leaves everything before it as in the corrupt run, so
+        re-running those blocks for every patch is wasted work (half of a layer sweep). Done by handing
+        the model's own forward the tail of its block list and ``resid`` as ``inputs_embeds`` (masks,
+        rotary positions and the final norm stay the model's); only right where the model adds nothing
+        to ``inputs_embeds`` before its first block, which callers check (``interventions`` compares
+        it with a plain forward once per model). Sites hooked in blocks ``>= layer`` fire as usual."""
+        import torch
+
+        if self.kind != "causal" or "." in self.paths.get("blocks", "."):
+            raise TypeError(f"run_from needs a Hugging Face causal LM with a flat block list, not a {self.family} {self.kind} model")
+        if not 0 <= layer < self.n_layers:
+            raise SiteRangeError(f"layer {layer} is out of range for a model of {self.n_layers} layers")
+        attr = self.paths["blocks"]
+        full = getattr(self.base, attr)
+        setattr(self.base, attr, torch.nn.ModuleList(list(full)[layer:]))
+        try:
+            return self.model(inputs_embeds=resid, use_cache=False, **kwargs).logits
+        finally:
+            setattr(self.base, attr, full)
 
     def forward(self, tokens, **kwargs):
         """The model's plain output as one tensor: logits (causal, toy) or the last hidden state (encoder)."""

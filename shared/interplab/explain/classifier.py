@@ -137,7 +137,16 @@ class BatchedClassifier:
     __call__ = predict_proba
 
     def predict(self, texts) -> np.ndarray:
-        """Index of the most probable class for each text."""
+        """Index of the most probable class for each text.
+
+        A wrapped :class:`EncoderClassifier` answers through its embedding cache (``embed``): held-out
+        reviews scored again, in a re-run, another notebook or a test, are embedded once. Only here:
+        LIME and SHAP call :meth:`predict_proba`, so their perturbed texts never fill the cache."""
+        if isinstance(self.estimator, EncoderClassifier):
+            texts = _as_texts(texts)
+            if not texts:
+                return np.empty(0, dtype=np.int64)
+            return np.asarray(self.estimator.predict_proba(texts)).argmax(axis=1)
         return self.predict_proba(texts).argmax(axis=1)
 
     @property
