@@ -18,7 +18,10 @@ help:
 	@echo "make bench  - run every benchmark in benchmarks/ and print one table of ratios against targets (FULL=1: longer runs)"
 
 # --no-compile: pip would byte-compile every module of every package (torch, transformers, scipy, ...), about
-# 100 s of a 170 s install on 2 cores; Python compiles what is imported, once, on first import instead.
+# 100 s of a 170 s install on 2 cores; Python compiles only what is imported (about a quarter), once, on
+# first import instead (~25 s, then cached). So the recipes here let Python write that cache into .venv even
+# where PYTHONDONTWRITEBYTECODE is set: without it every kernel would compile torch again (~25 s each).
+unexport PYTHONDONTWRITEBYTECODE
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip

@@ -94,6 +94,27 @@ def test_bad_inputs_are_clear_errors():
         toy.load("attn-only-9l")
 
 
+@pytest.mark.parametrize("task, kw, act_fn", [("induction", {"max_len": 5}, None), ("facts", {}, "solu")])
+def test_training_loss_unembeds_only_the_masked_positions_and_changes_nothing(task, kw, act_fn):
+    """loss_on (what train() minimises) equals cross-entropy over every position's logits averaged over
+    the mask, value and gradients alike; it only skips unembedding the positions the mask leaves out."""
+    import torch.nn.functional as F
+
+    model = tiny(act_fn, "LN")
+    tokens, mask = tasks.get_task(task, n_ctx=12, **kw).batch(6, torch.Generator().manual_seed(0))
+    assert 0 < mask.float().mean() < 0.8  # some positions are really skipped
+    new = model.loss_on(tokens, mask)
+    g_new = torch.autograd.grad(new, list(model.parameters()))
+    logits = model(tokens[:, :-1])
+    old = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1), reduction="none")[mask.reshape(-1)].mean()
+    g_old = torch.autograd.grad(old, list(model.parameters()))
+    assert new.item() == pytest.approx(old.item(), rel=1e-6)
+    for a, b in zip(g_new, g_old):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="token ids"):
+        model.loss_on(tokens + 10_000, mask)
+
+
 def test_save_load_round_trip(tmp_path):
     model = tiny("solu", "LN")
     folder = model.save(tmp_path / "m")

@@ -200,21 +200,43 @@ class ToyTransformer(nn.Module):
         return list(self._names)
 
     # --- forward ---------------------------------------------------------------------------------
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def _checked(self, tokens: torch.Tensor) -> torch.Tensor:
         if tokens.dim() == 1:
             tokens = tokens[None]
-        B, T = tokens.shape
+        T = tokens.shape[1]
         if T > self.cfg.n_ctx:
             raise ValueError(f"sequence of {T} tokens is longer than the model's context n_ctx={self.cfg.n_ctx}")
         if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.cfg.d_vocab):
             raise ValueError(f"token ids must lie in [0, {self.cfg.d_vocab}), got range [{int(tokens.min())}, {int(tokens.max())}]")
+        return tokens
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        tokens = self._checked(tokens)
+        return self._hook("logits", self.unembed(self._final_resid(tokens)))
+
+    def _final_resid(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The residual stream the unembedding reads (after ``ln_final`` where there is one), [B, T, d_model]."""
+        B, T = tokens.shape
         hook = self._hook
         x = hook("embed", self.W_E[tokens]) + hook("pos_embed", self.W_pos[:T].expand(B, T, -1))
         for i, block in enumerate(self.blocks):
             x = block(x, hook, f"blocks.{i}")
         if self.ln_final is not None:
             x = hook("ln_final.out", self.ln_final(x))
-        return hook("logits", x @ self.W_U + self.b_U)
+        return x
+
+    def unembed(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of residual-stream vectors ``x`` [..., d_model] (what ``forward`` ends with)."""
+        return x @ self.W_U + self.b_U
+
+    def loss_on(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of predicting ``tokens[:, t + 1]`` where ``mask[:, t]`` (training's loss).
+
+        Unembeds only the masked positions (a task predicts about half of them, and the unembedding
+        with its softmax was a third of a training step); the same loss and gradients as
+        cross-entropy over every position's logits, then averaged over the mask."""
+        x = self._final_resid(self._checked(tokens[:, :-1]))
+        return F.cross_entropy(self.unembed(x[mask]), tokens[:, 1:][mask])
 
     def run_with_hooks(self, tokens: torch.Tensor, hooks: dict[str, HookFn] | None = None) -> torch.Tensor:
         """Forward pass with ``hooks={name: fn(tensor, name) -> tensor | None}``; a returned tensor replaces the activation."""

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from ..torchutil import limit_threads
 from .tasks import get_task
@@ -127,9 +126,7 @@ def train(model, mix: dict[str, float] | None = None, *, steps: int = 1500, batc
             opt.zero_grad(set_to_none=True)
             for name, task in tasks.items():
                 tokens, mask = task.batch(counts[name], generator)
-                logits = model(tokens[:, :-1])
-                losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1), reduction="none")
-                loss = losses[mask.reshape(-1)].mean()
+                loss = model.loss_on(tokens, mask)
                 (loss * mix[name] / sum(mix.values())).backward()
                 history.loss[name].append(float(loss.detach()))
                 history.tokens_seen += tokens.numel()
