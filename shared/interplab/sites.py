@@ -199,7 +199,7 @@ class Adapter:
         if self.kind == "encoder":
             return None
         if self.is_toy:
-            return resid @ self.model.W_U + self.model.b_U
+            return self.model.unembed(resid)
         return self.unembed_module(resid)
 
     def logit_lens(self, resid):
