@@ -39,8 +39,11 @@ class BackgroundRuns:
     gets a copy of the session's environment taken before any test changed ``os.environ`` (a
     monkeypatched variable must not reach a kernel) and its share of the CPU threads. The module's
     tests read ``background.result(key)``; a run that raised re-raises there. Work done in this
-    process (reading and editing notebooks, converting a model) belongs in ``background_runs``, which
-    runs in the main thread: a run's thread should only start processes (servers, kernels, scripts).
+    process (reading and editing notebooks) belongs in ``background_runs``, which runs in the main
+    thread: a run's thread should only start processes (servers, kernels, scripts; a model conversion
+    runs in a child process). A notebook run passes ``launcher=kernel_launcher()`` to
+    ``gallery.execute``: its kernel is then forked from the session's warm process
+    (``tests/warmkernels.py``) where its environment allows.
     """
 
     def __init__(self, runs: list, env: dict, jobs: int):
@@ -50,11 +53,17 @@ class BackgroundRuns:
 
         from interplab import gallery
 
+        from warmkernels import WarmKernels
+
         self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="background-run")
         self.jobs, self.t0 = jobs, time.perf_counter()
         self.times: dict = {}  # key -> (start, end) in seconds since the pool started
         self.foreground_done: float | None = None
         threads = gallery.threads_per_job(jobs)
+        # notebook kernels forked from one warm process (tests/warmkernels.py) where their environment is
+        # the session's: each skips ~7 s of imports; the first runs start cold while it warms up
+        self.warm = WarmKernels(gallery.kernel_env(threads, base=env)) if runs else None
+        _WARM[:] = [self.warm] if self.warm else []
         self.futures = {key: self.pool.submit(self._timed, key, run, env, threads)
                         for key, _, run in sorted(runs, key=lambda r: -r[1])}
 
@@ -94,6 +103,17 @@ class BackgroundRuns:
 
     def close(self):
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.warm:
+            self.warm.close()
+
+
+_WARM: list = []  # the session's WarmKernels, while its background runs are on
+
+
+def kernel_launcher() -> list[str] | None:
+    """What a background run passes as ``gallery.execute(..., launcher=)`` so that its kernel starts warm
+    (None: no warm-kernel server this session; kernels start as usual)."""
+    return _WARM[0].launcher if _WARM else None
 
 
 def _offers_runs(item) -> bool:

@@ -275,15 +275,28 @@ def background_runs(items) -> list:
     from conftest import HUB_UNSET, SHARED_DATA, hub_config, hub_env, selected
     from hubserver import HubServer
     from interplab import gallery
-    from interplab.models import embedded_lm_path
 
     if not SHARED_DATA.is_dir() or not selected(items, "test_notebooks_go_online_by_one_parameter"):
         return []
+    from interplab.data import ethics, hh_rlhf  # noqa: F401  (hub_config's imports, made here in the main thread)
+
     out = ROOT / "build" / "test-online"
     seconds = gallery.expected_seconds()
-    # prepared here, in the main thread (the model converted into the cache once, if it is not there yet):
-    # the runs' threads only start servers and kernels (transformers' lazy imports are not thread-safe)
-    config = hub_config(SHARED_DATA, embedded_lm_path(quiet=True))
+    served: dict = {}
+    lock = threading.Lock()
+
+    def hub_files(base) -> dict:
+        """What the hub serves, built by the first online run: the session's first minutes keep both cores
+        on notebooks instead of waiting for smollm2's conversion here. The conversion (if the cache lacks
+        it) runs in a child process: a run's thread only starts processes (transformers' lazy imports are
+        not thread-safe), and the cache lock makes it the one conversion of the session."""
+        with lock:
+            if not served:
+                code = "from interplab.models import embedded_lm_path; print(embedded_lm_path(quiet=True))"
+                proc = subprocess.run([sys.executable, "-c", code], env=base, capture_output=True, text=True, timeout=900)
+                assert proc.returncode == 0, proc.stderr[-3000:]
+                served.update(hub_config(SHARED_DATA, Path(proc.stdout.strip().splitlines()[-1])))
+        return served
 
     def run(name):
         path = ROOT / "notebooks" / f"{name}.ipynb"
@@ -297,7 +310,7 @@ def background_runs(items) -> list:
             folder = out / f"{name}-hub"
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
-            srv = HubServer(config, folder).start()
+            srv = HubServer(hub_files(base), folder).start()
             try:
                 env = {k: v for k, v in base.items() if k not in HUB_UNSET}
                 r = gallery.execute(path, out, nb=book, env=hub_env(srv, folder / "hf-home"), base=env, threads=threads)

@@ -82,7 +82,7 @@ def background_runs(items) -> list:
     beside the other notebooks, as ``make demo`` runs them); none where the real data folder is absent."""
     import nbformat
 
-    from conftest import SHARED_DATA, params_of
+    from conftest import SHARED_DATA, kernel_launcher, params_of
     from interplab import gallery
 
     if not SHARED_DATA.is_dir():
@@ -96,7 +96,8 @@ def background_runs(items) -> list:
             path = ROOT / "notebooks" / f"{name}.ipynb"
             nb = nbformat.read(path, as_version=4)
             applied = with_real_parameters(nb, REAL_RUNS[name], SHARED_DATA)
-            return gallery.execute(path, OUT, nb=nb, env=env, base=base, threads=threads), applied
+            return gallery.execute(path, OUT, nb=nb, env=env, base=base, threads=threads,
+                                   launcher=kernel_launcher()), applied
         return one
 
     return [(("real run", n), REAL_SLOWER * seconds.get(f"{n}.ipynb", 0.0), run(n))

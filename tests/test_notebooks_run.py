@@ -28,12 +28,13 @@ ATTENTION = "notebooks/attention_bertviz.ipynb"
 def background_runs(items) -> list:
     """Every selected notebook, run once through the gallery's runner (as ``make demo`` runs them, beside
     another notebook) in the session's background runs (``conftest.BackgroundRuns``), longest first."""
-    from conftest import params_of, selected
+    from conftest import kernel_launcher, params_of, selected
 
     seconds = gallery.expected_seconds()
 
     def run(path):
-        return lambda env, threads: gallery.execute(ROOT / path, OUT, base=env, threads=threads)
+        return lambda env, threads: gallery.execute(ROOT / path, OUT, base=env, threads=threads,
+                                                    launcher=kernel_launcher())
 
     paths = params_of(items, "test_notebook_runs_clean_with_a_full_card", "path")
     if selected(items, "test_attention_notebook_page_renders_offline"):

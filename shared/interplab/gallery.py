@@ -55,10 +55,19 @@ class Result:
     cpu_seconds: float | None = None       # CPU time of the kernel and its children (where it could be read)
 
 
-def _kernel_manager(folder: Path):
+def _kernel_manager(folder: Path, launcher: list[str] | None = None):
     from jupyter_client.manager import KernelManager
 
-    return KernelManager(kernel_name="python3", transport="ipc", ip=str(folder / "kernel"))
+    if not launcher:
+        return KernelManager(kernel_name="python3", transport="ipc", ip=str(folder / "kernel"))
+
+    class Launched(KernelManager):
+        """The kernel's command behind ``launcher`` (a command prefix that runs it, e.g. elsewhere)."""
+
+        def format_kernel_cmd(self, extra_arguments=None):
+            return [*launcher, *super().format_kernel_cmd(extra_arguments)]
+
+    return Launched(kernel_name="python3", transport="ipc", ip=str(folder / "kernel"))
 
 
 def kernel_env(threads: int | None = None, env: dict | None = None, base: dict | None = None) -> dict:
@@ -74,12 +83,15 @@ def kernel_env(threads: int | None = None, env: dict | None = None, base: dict |
 
 
 def execute(path: Path, out_dir: Path, timeout: int = 900, cold: bool = False, *, nb=None,
-            env: dict | None = None, threads: int | None = None, base: dict | None = None) -> Result:
+            env: dict | None = None, threads: int | None = None, base: dict | None = None,
+            launcher: list[str] | None = None) -> Result:
     """Execute one notebook, write the executed copy, its HTML page and its thumbnail; never raises for cell errors.
 
     ``cold``: this run belongs to a build that started with an empty kit cache (labelled so on the card).
     ``nb``: the notebook to run instead of the file's contents (e.g. with injected parameters); ``env``,
-    ``threads`` and ``base``: see :func:`kernel_env`."""
+    ``threads`` and ``base``: see :func:`kernel_env`. ``launcher``: a command prefix the kernel's command
+    runs behind (the test suite's warm-kernel client); one that runs the kernel in another process
+    writes that process's pid to ``<connection file>.pid``, where its CPU seconds are read."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -89,7 +101,7 @@ def execute(path: Path, out_dir: Path, timeout: int = 900, cold: bool = False, *
     title = next((l[2:].strip() for l in nb.cells[0].source.splitlines() if l.startswith("# ")), path.stem)
     start, error = time.perf_counter(), ""
     with tempfile.TemporaryDirectory(prefix="interplab-kernel-") as sockets:
-        km = _kernel_manager(Path(sockets))
+        km = _kernel_manager(Path(sockets), launcher)
         client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(path.parent)}})
         try:
             client.execute(env=kernel_env(threads, env, base))
@@ -120,8 +132,12 @@ def _cpu_seconds(km) -> float | None:
     try:
         import psutil
 
-        t = psutil.Process(km.provisioner.process.pid).cpu_times()
-        return float(t.user + t.system + t.children_user + t.children_system)
+        pids = [km.provisioner.process.pid]
+        elsewhere = Path(f"{km.connection_file}.pid")  # a launcher ran the kernel in another process
+        if elsewhere.is_file():
+            pids.append(int(elsewhere.read_text()))
+        times = [psutil.Process(p).cpu_times() for p in pids]
+        return float(sum(t.user + t.system + t.children_user + t.children_system for t in times))
     except Exception:  # no kernel, no psutil, another provisioner: the figure is optional
         return None
 
