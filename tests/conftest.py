@@ -61,9 +61,10 @@ class BackgroundRuns:
         self.foreground_done: float | None = None
         threads = gallery.threads_per_job(jobs)
         # notebook kernels forked from one warm process (tests/warmkernels.py) where their environment is
-        # the session's: each skips ~7 s of imports; the first runs start cold while it warms up
+        # the session's: each skips ~7 s of imports
         self.warm = WarmKernels(gallery.kernel_env(threads, base=env)) if runs else None
         _WARM[:] = [self.warm] if self.warm else []
+        self.warm_summary = ""
         self.futures = {key: self.pool.submit(self._timed, key, run, env, threads)
                         for key, _, run in sorted(runs, key=lambda r: -r[1])}
 
@@ -91,7 +92,7 @@ class BackgroundRuns:
         head = (f"background runs: {len(rows)} on {self.jobs} job(s), done {busy:.0f} s after they started; "
                 f"the other tests were done at {self.foreground_done:.0f} s" if self.foreground_done is not None
                 else f"background runs: {len(rows)} on {self.jobs} job(s), done {busy:.0f} s after they started")
-        return [head, *rows]
+        return [head, *rows, *([self.warm_summary] if self.warm_summary else [])]
 
     def result(self, key):
         if key not in self.futures:
@@ -104,6 +105,7 @@ class BackgroundRuns:
     def close(self):
         self.pool.shutdown(wait=True, cancel_futures=True)
         if self.warm:
+            self.warm_summary = self.warm.summary()
             self.warm.close()
 
 
@@ -112,8 +114,10 @@ _WARM: list = []  # the session's WarmKernels, while its background runs are on
 
 def kernel_launcher() -> list[str] | None:
     """What a background run passes as ``gallery.execute(..., launcher=)`` so that its kernel starts warm
-    (None: no warm-kernel server this session; kernels start as usual)."""
-    return _WARM[0].launcher if _WARM else None
+    (None: no warm-kernel server this session, or it failed to start; kernels start as usual). The first
+    runs wait the ~10 s the server takes to import: the cores are busy meanwhile, and a cold kernel would
+    spend ~7 s of CPU on the same imports."""
+    return _WARM[0].launcher if _WARM and _WARM[0].ready() else None
 
 
 def _offers_runs(item) -> bool:

@@ -14,12 +14,14 @@ from warmkernels import WarmKernels
 
 PROBE = """import json, os, random, sys
 import numpy as np
+import tqdm.auto
 import matplotlib
 import matplotlib.pyplot as plt
 plt.plot([0, 1]); plt.show()
 print(json.dumps({"ppid": os.getppid(), "cwd": os.getcwd(), "mark": os.environ.get("MARK"),
                   "backend": matplotlib.get_backend(), "torch_loaded": "torch" in sys.modules,
-                  "draws": [random.random(), float(np.random.rand())], "threads": os.environ.get("OMP_NUM_THREADS")}))"""
+                  "draws": [random.random(), float(np.random.rand())], "threads": os.environ.get("OMP_NUM_THREADS"),
+                  "bars": [c.__module__ for c in tqdm.auto.tqdm.__mro__]}))"""
 
 
 def _probe(tmp_path: Path, name: str, extra: str = "") -> Path:
@@ -52,12 +54,13 @@ def test_forked_kernel_runs_a_notebook_in_its_own_environment_and_folder(warm, t
     rb = gallery.execute(b, tmp_path / "out-b", env={"MARK": "b"}, threads=1, launcher=warm.launcher)
     assert ra.ok and rb.ok, (ra.error, rb.error)
     (sa, plots_a), (sb, _) = _seen(tmp_path / "out-a"), _seen(tmp_path / "out-b")
-    assert sa["ppid"] == sb["ppid"] == warm.proc.pid  # both forked from the server...
+    assert sa["ppid"] == sb["ppid"] == warm.proc.pid, Path(warm.log).read_text()[-2000:]  # both forked from the server...
     assert sa["torch_loaded"]                          # ...which had imported torch before
     assert (sa["mark"], sb["mark"]) == ("a", "b") and sa["threads"] == "1"
     assert (sa["cwd"], sb["cwd"]) == (str(a.parent), str(b.parent))
     assert sa["backend"].endswith("backend_inline") and any("image/png" in o.data for o in plots_a)
     assert sa["draws"] != sb["draws"]  # not the server's random state, shared
+    assert "tqdm.notebook" in sa["bars"]  # widget progress bars, as in a kernel started cold (not text bars)
     assert ra.cpu_seconds and ra.cpu_seconds > 0  # read from the forked kernel (its pid file)
 
 
@@ -68,6 +71,7 @@ def test_kernel_starts_cold_where_an_import_time_variable_differs(warm, tmp_path
     assert r.ok, r.error
     seen, _ = _seen(tmp_path / "out")
     assert seen["ppid"] != warm.proc.pid and not seen["torch_loaded"] and seen["mark"] == "c"
+    assert "tqdm.notebook" in seen["bars"]
     assert "import-time environment differs: HF_ENDPOINT" in Path(warm.log).read_text()
 
 

@@ -32,9 +32,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-#: what the server imports once (never matplotlib: ipykernel chooses its backend when it starts)
-PRELOAD = ("numpy", "pandas", "scipy.stats", "scipy.optimize", "sklearn.linear_model", "sklearn.pipeline",
-           "torch", "transformers", "ipykernel.kernelapp", "tqdm.auto")
+#: what the server imports once (never matplotlib: ipykernel chooses its backend when it starts). ipykernel's
+#: shell comes first: tqdm.auto (imported by transformers and huggingface_hub) picks its notebook (widget)
+#: bars at import time where ``ipykernel.zmqshell`` is imported, as it is in every kernel
+PRELOAD = ("ipykernel.zmqshell", "ipykernel.kernelapp", "numpy", "pandas", "scipy.stats", "scipy.optimize",
+           "sklearn.linear_model", "sklearn.pipeline", "torch", "transformers", "tqdm.auto")
 #: transformers' model classes the notebooks load (importing one pulls in most of transformers)
 PRELOAD_FROM_TRANSFORMERS = ("AutoModel", "AutoModelForCausalLM", "AutoTokenizer", "LlamaForCausalLM", "BertModel")
 #: environment variables read at import time by the modules above: a kernel whose values differ starts cold
@@ -45,6 +47,17 @@ IMPORT_TIME_ENV = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TORCH", "PYTORCH", "
 
 def _import_env(env: dict) -> dict:
     return {k: v for k, v in env.items() if k.startswith(IMPORT_TIME_ENV)}
+
+
+def _differs(request: dict, server: dict, added: dict) -> list[str]:
+    """The import-time variables whose values differ between a kernel's environment and the server's
+    before its imports; one the imports themselves set (``added``), to the value the kernel has, is alike."""
+    r, s = _import_env(request), dict(server)
+    for k, v in added.items():
+        if r.get(k) == v:
+            r.pop(k)
+            s.pop(k, None)
+    return sorted({k for k, _ in set(r.items()) ^ set(s.items())})
 
 
 def _kernel_cmd_ok(cmd: list) -> bool:
@@ -76,6 +89,19 @@ class WarmKernels:
                 return False
             time.sleep(0.1)
         return False
+
+    def summary(self) -> str:
+        """One line: how many kernels were forked, how many started cold and why (from the server's log)."""
+        import collections
+
+        lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines() if self.log.is_file() else []
+        forked = sum(l.startswith("warmkernels: forked kernel") for l in lines)
+        cold = collections.Counter(l.split("(", 1)[1].rstrip(")") for l in lines if l.startswith("warmkernels: a cold kernel"))
+        failed = [l for l in lines if l.startswith("warmkernels: not serving")]
+        why = "; ".join(f"{n} x {reason}" for reason, n in cold.items())
+        return (f"warm kernels: {forked} forked from one warm process"
+                + (f", {sum(cold.values())} started cold ({why})" if cold else "")
+                + (f"; {failed[-1]}" if failed else ""))
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -185,8 +211,10 @@ def serve(path: str) -> None:
     transformers = sys.modules["transformers"]
     for name in PRELOAD_FROM_TRANSFORMERS:
         getattr(transformers, name)
-    if "matplotlib" in sys.modules or _threads():
-        sys.exit(f"warmkernels: not serving (matplotlib imported: {'matplotlib' in sys.modules}; threads: {_threads()})")
+    widget_bars = sys.modules["tqdm.auto"].notebook_tqdm is not sys.modules["tqdm.std"].tqdm
+    if "matplotlib" in sys.modules or _threads() or not widget_bars:
+        sys.exit(f"warmkernels: not serving (matplotlib imported: {'matplotlib' in sys.modules}; threads: "
+                 f"{_threads()}; tqdm.auto's notebook bars: {widget_bars})")
     env = _import_env(before)
     # what the imports themselves put in os.environ (torch, OpenMP: KMP_*, TORCHINDUCTOR_CACHE_DIR): a cold
     # kernel's imports set them too, so every child gets them on top of its own environment
@@ -219,9 +247,8 @@ def serve(path: str) -> None:
                 why = None
                 if not _kernel_cmd_ok(req.get("argv", [])):
                     why = "not this interpreter's ipykernel_launcher"
-                elif _import_env(req.get("env", {})) != env:
-                    diff = sorted(set(_import_env(req.get("env", {})).items()) ^ set(env.items()))
-                    why = "import-time environment differs: " + ", ".join(sorted({k for k, _ in diff}))
+                elif _differs(req.get("env", {}), env, added):
+                    why = "import-time environment differs: " + ", ".join(_differs(req.get("env", {}), env, added))
                 elif len(fds) != 3:
                     why = "expected 3 standard streams"
                 elif _threads():
@@ -239,6 +266,7 @@ def serve(path: str) -> None:
                 for fd in fds:
                     os.close(fd)
                 kids[conn] = pid
+                print(f"warmkernels: forked kernel {pid}", file=sys.stderr, flush=True)
                 sel.register(conn, selectors.EVENT_READ)
                 _reply(conn, {"pid": pid})
             else:  # the client exited (or was killed): so does its kernel
