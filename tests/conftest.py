@@ -169,6 +169,18 @@ def _one_thread_beside_background_runs(background):
         yield
 
 
+def process_gone(pid: int, timeout: float = 5.0) -> bool:
+    """Whether process ``pid`` is gone within ``timeout`` seconds (a killed process may take a moment to be reaped)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def selected(items, test_name: str) -> bool:
     """Whether a test named ``test_name`` is among ``items`` (so the background run it reads is planned)."""
     return any(getattr(i, "originalname", None) == test_name for i in items)

@@ -71,20 +71,13 @@ def test_scan_reports_frozen_bars_and_warnings(tmp_path):
 
 
 def test_kernel_runs_without_tcp_warning_and_is_stopped_after(tmp_path, capfd):
-    import os
-    import time
+    from conftest import process_gone
 
     r = gallery.execute(_nb(tmp_path / "quiet.ipynb", ["import os; print(os.getpid())"]), tmp_path / "out")
     assert r.ok
     pid = int(nbformat.read(tmp_path / "out" / "quiet.ipynb", as_version=4).cells[1].outputs[0]["text"])
-    for _ in range(50):  # the kernel is shut down before execute returns (reaping may take a moment)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError(f"the notebook's kernel (pid {pid}) is still running after execute()")
+    # the kernel is shut down before execute returns (reaping may take a moment)
+    assert process_gone(pid), f"the notebook's kernel (pid {pid}) is still running after execute()"
     captured = capfd.readouterr()
     assert "without encryption" not in captured.out + captured.err
     assert "Parent appears to have exited" not in captured.out + captured.err

@@ -3,12 +3,12 @@ does, in its own environment and folder, and starts cold wherever forking could 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from conftest import process_gone
 from interplab import gallery
 from warmkernels import WarmKernels
 
@@ -101,14 +101,7 @@ def test_interrupt_reaches_the_forked_kernel_and_shutdown_leaves_no_process(warm
     assert time.monotonic() - t0 < 20
     kc.stop_channels()
     km.shutdown_kernel(now=True)
-    for _ in range(50):  # the server notices its client gone within its 0.2 s poll
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail(f"the forked kernel {pid} outlived its shutdown")
+    assert process_gone(pid), f"the forked kernel {pid} outlived its shutdown"  # the server polls every 0.2 s
 
 
 def test_no_server_means_cold_kernels(tmp_path):
