@@ -16,7 +16,8 @@ Targets (issue 6): unbatched / kit >= 4, kit / floor <= 1.25. Also printed: how 
 weights are from the float32 one-at-a-time run, next to how far changing LIME's seed moves them.
 Runs on any x86-64 CPU: where the kit's precision resolves to float32 (no AMX, e.g. AMD EPYC) the
 float32 rows are the kit's own rows and are run once.
-Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_explain.py [--samples 600] [--repeats 2] [--full]``
+Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_explain.py [--samples 600] [--repeats 2] [--full]
+[--precision float32]``
 (``--full``: 1,000 samples, best of 3)
 """
 from __future__ import annotations
@@ -37,6 +38,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=2, help="interleaved repeats of every run (the best of each counts)")
     ap.add_argument("--full", action="store_true", help="1,000 samples, best of 3 repeats")
     ap.add_argument("--tokens", type=int, default=60, help="pick the held-out review closest to this many tokens")
+    ap.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"],
+                    help="the kit's precision (default: as users get it; float32 is what a CPU without AMX runs)")
     args = ap.parse_args()
     if args.full:
         args.samples, args.repeats = 1000, 3
@@ -53,7 +56,7 @@ def main() -> int:
     train = interplab.data.load("imdb", split="train")
     test = interplab.data.load("imdb", split="test")
     model, tok = interplab.models.load_encoder(attentions=False)
-    clf = {"auto": explain.EncoderClassifier(model, tok, precision="auto").fit(list(train.text), list(train.label))}
+    clf = {"auto": explain.EncoderClassifier(model, tok, precision=args.precision).fit(list(train.text), list(train.label))}
     prec = clf["auto"].precision
     clf["float32"] = clf["auto"] if prec == "float32" else explain.EncoderClassifier(
         model, tok, precision="float32").fit(list(train.text), list(train.label))
@@ -102,8 +105,9 @@ def main() -> int:
         texts = list(asked)
         timings = {
             "kit float32": lambda: lime_run(kit["float32"])[0],
-            "unbatched float32": lambda: lime_run(one_at_a_time(clf["float32"]), keep="float32 unbatched")[0],
             f"unbatched {prec}": lambda: lime_run(one_at_a_time(clf["auto"]))[0],
+            # last, so that where prec is float32 this one (whose weights are kept) is the "unbatched float32"
+            "unbatched float32": lambda: lime_run(one_at_a_time(clf["float32"]), keep="float32 unbatched")[0],
             "floor": lambda: floor_run(clf["auto"], texts),
             "floor sorted+unique": lambda: floor_run(clf["auto"], sorted(set(texts), key=len)),
             "floor float32": lambda: floor_run(clf["float32"], texts),

@@ -5,7 +5,7 @@ Prints, side by side in one run:
 2. SAE training throughput (activations/s) at 1 and 2 CPU threads;
 3. seconds (and steps) until a TopK SAE reaches fraction of variance explained 0.8 on MiniLM's residual stream.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_features.py [--texts 200] [--repeats 3]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_features.py [--texts 200] [--repeats 5]
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def bench_sae(x, threads, steps=100, batch_size=512, k=32):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--texts", type=int, default=200)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--site", default="hidden.3")
     p.add_argument("--k", type=int, default=16)
     args = p.parse_args(argv)

@@ -40,3 +40,15 @@ def test_lm_benchmark_runs_against_the_protocol_toy_server(tmp_path):
     assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stdout[-2000:] + proc.stderr[-2000:]
     rows = [r for r in map(_collect().parse, proc.stdout.splitlines()) if r]
     assert rows and all(r[1] > 0 for r in rows), proc.stdout
+
+
+@pytest.mark.slow
+def test_explain_benchmark_runs_where_the_kit_is_float32():
+    """bench_explain crashed at its end (a KeyError, before that a ValueError) wherever the kit's precision is
+    float32, which is every CPU without AMX: the float32 twins of the kit's runs share their names."""
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_explain.py"), "--samples", "30", "--repeats", "1",
+                           "--precision", "float32"], cwd=BENCH.parent, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout[-2000:] + proc.stderr[-2000:]
+    names = [r[0] for r in map(_collect().parse, proc.stdout.splitlines()) if r]
+    assert names == ["LIME unbatched / kit", "LIME kit / raw encoder floor"], proc.stdout
+    assert "kit precision: float32" in proc.stdout and "LIME weights, kit vs float32 one-at-a-time" in proc.stdout

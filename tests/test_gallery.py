@@ -40,6 +40,8 @@ def _nb_tagged(path, cells):
 BARS = ("from tqdm.auto import tqdm\n"
         "for i in tqdm(range(50), desc='work'): pass\n"
         "for i in tqdm([], desc='empty'): pass\n"
+        "bar = tqdm(total=72, desc='gen', leave=False, mininterval=1000)\n"  # the kit's bars: hidden when done,
+        "bar.update(65); bar.update(7); bar.close()\n"  # their labels left as last drawn (0/72 here)
         "import sys\n"
         "for i in range(3): sys.stderr.write(f'\\rtext {i}/3'); sys.stderr.flush()\n"
         "print('done')")
@@ -54,6 +56,7 @@ def test_progress_bars_end_in_their_final_state(tmp_path):
     assert "work" in joined and "100%" in joined and "50/50" in joined, texts
     assert "0%|" not in joined.replace("100%|", ""), texts
     assert "empty" not in joined, "a bar over zero items is dropped"
+    assert "gen: 100%|██████████| 72/72" in joined and "0/72" not in joined, texts
     assert "text 2/3" in joined and "text 0/3" not in joined, "carriage-return bars keep their last state"
     assert gallery.scan(nb) == []
     page = (tmp_path / "out" / "bars.html").read_text()
@@ -65,9 +68,12 @@ def test_scan_reports_frozen_bars_and_warnings(tmp_path):
     nb.cells[0].outputs = [
         nbformat.v4.new_output("display_data", data={"text/plain": "Loading weights:   0%|          | 0/103"}),
         nbformat.v4.new_output("stream", name="stderr", text="FutureWarning: this will change\n"),
+        nbformat.v4.new_output("display_data", data={"text/plain": "prompts:  90% |█████████ | 65/72 [00:41<00:03]"}),
+        nbformat.v4.new_output("display_data", data={"text/plain": "prompts: 100% |██████████| 72/72"}),
     ]
     problems = gallery.scan(nb)
-    assert len(problems) == 2 and "0%" in problems[0] and "FutureWarning" in problems[1], problems
+    assert len(problems) == 3 and "0%" in problems[0] and "FutureWarning" in problems[1], problems
+    assert "at 90%" in problems[2], problems
 
 
 def test_kernel_runs_without_tcp_warning_and_is_stopped_after(tmp_path, capfd):

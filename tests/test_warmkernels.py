@@ -40,23 +40,33 @@ def _seen(out: Path) -> tuple[dict, list]:
     return json.loads(text.strip().splitlines()[-1]), [o for o in outs if o.output_type == "display_data"]
 
 
+THREADS = 1  # each probe kernel's thread count (an import-time variable: the server's must match)
+
+
 @pytest.fixture(scope="module")
 def warm():
-    env = gallery.kernel_env(1, {"MARK": "session"})
-    with WarmKernels(env) as w:
+    """The session's server where its background runs started one whose kernels run on THREADS threads (one
+    server fewer to import torch in), else one of this module's own."""
+    from conftest import _WARM
+
+    session = _WARM[0] if _WARM else None
+    if session is not None and session.forks_for(gallery.kernel_env(THREADS)) and session.ready():
+        yield session
+        return
+    with WarmKernels(gallery.kernel_env(THREADS, {"MARK": "server"})) as w:
         assert w.ready(), Path(w.log).read_text()[-2000:]
         yield w
 
 
 def test_forked_kernel_runs_a_notebook_in_its_own_environment_and_folder(warm, tmp_path):
     a, b = _probe(tmp_path, "a"), _probe(tmp_path, "b")
-    ra = gallery.execute(a, tmp_path / "out-a", env={"MARK": "a"}, threads=1, launcher=warm.launcher)
-    rb = gallery.execute(b, tmp_path / "out-b", env={"MARK": "b"}, threads=1, launcher=warm.launcher)
+    ra = gallery.execute(a, tmp_path / "out-a", env={"MARK": "a"}, threads=THREADS, launcher=warm.launcher)
+    rb = gallery.execute(b, tmp_path / "out-b", env={"MARK": "b"}, threads=THREADS, launcher=warm.launcher)
     assert ra.ok and rb.ok, (ra.error, rb.error)
     (sa, plots_a), (sb, _) = _seen(tmp_path / "out-a"), _seen(tmp_path / "out-b")
     assert sa["ppid"] == sb["ppid"] == warm.proc.pid, Path(warm.log).read_text()[-2000:]  # both forked from the server...
     assert sa["torch_loaded"]                          # ...which had imported torch before
-    assert (sa["mark"], sb["mark"]) == ("a", "b") and sa["threads"] == "1"
+    assert (sa["mark"], sb["mark"]) == ("a", "b") and sa["threads"] == str(THREADS)
     assert (sa["cwd"], sb["cwd"]) == (str(a.parent), str(b.parent))
     assert sa["backend"].endswith("backend_inline") and any("image/png" in o.data for o in plots_a)
     assert sa["draws"] != sb["draws"]  # not the server's random state, shared
@@ -66,7 +76,7 @@ def test_forked_kernel_runs_a_notebook_in_its_own_environment_and_folder(warm, t
 
 def test_kernel_starts_cold_where_an_import_time_variable_differs(warm, tmp_path):
     path = _probe(tmp_path, "cold")
-    r = gallery.execute(path, tmp_path / "out", env={"MARK": "c", "HF_ENDPOINT": "http://127.0.0.1:9"}, threads=1,
+    r = gallery.execute(path, tmp_path / "out", env={"MARK": "c", "HF_ENDPOINT": "http://127.0.0.1:9"}, threads=THREADS,
                         launcher=warm.launcher)
     assert r.ok, r.error
     seen, _ = _seen(tmp_path / "out")
@@ -81,7 +91,7 @@ def test_interrupt_reaches_the_forked_kernel_and_shutdown_leaves_no_process(warm
     import time
 
     km = gallery._kernel_manager(tmp_path, warm.launcher)
-    km.start_kernel(env=gallery.kernel_env(1, {"MARK": "i"}))
+    km.start_kernel(env=gallery.kernel_env(THREADS, {"MARK": "i"}))
     kc = km.client()
     kc.start_channels()
     kc.wait_for_ready(timeout=60)

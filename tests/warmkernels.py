@@ -69,6 +69,7 @@ class WarmKernels:
     prefix to pass to ``gallery.execute``. Use as a context manager, or call :meth:`close`."""
 
     def __init__(self, env: dict):
+        self.env = dict(env)
         self.dir = Path(tempfile.mkdtemp(prefix="interplab-warm-"))
         self.socket = str(self.dir / "server.sock")
         self.launcher = [sys.executable, __file__, "--connect", self.socket, "--"]
@@ -76,6 +77,10 @@ class WarmKernels:
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen([sys.executable, __file__, "--serve", self.socket], env=env,
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+    def forks_for(self, env: dict) -> bool:
+        """Whether a kernel started with ``env`` would be forked (its import-time variables are the server's)."""
+        return _import_env(env) == _import_env(self.env)
 
     def ready(self, timeout: float = 120.0) -> bool:
         """Wait until the server listens (False if it exited first: then every kernel starts cold)."""

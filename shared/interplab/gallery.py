@@ -56,16 +56,16 @@ class Result:
 
 
 def _kernel_manager(folder: Path, launcher: list[str] | None = None):
+    """A kernel manager over IPC sockets in ``folder`` (no TCP-transport warning), its command behind ``launcher``."""
     from jupyter_client.manager import KernelManager
 
-    if not launcher:
-        return KernelManager(kernel_name="python3", transport="ipc", ip=str(folder / "kernel"))
+    prefix = list(launcher or [])
 
     class Launched(KernelManager):
-        """The kernel's command behind ``launcher`` (a command prefix that runs it, e.g. elsewhere)."""
+        """The kernel's command behind a command prefix that runs it (none: the plain command)."""
 
         def format_kernel_cmd(self, extra_arguments=None):
-            return [*launcher, *super().format_kernel_cmd(extra_arguments)]
+            return [*prefix, *super().format_kernel_cmd(extra_arguments)]
 
     return Launched(kernel_name="python3", transport="ipc", ip=str(folder / "kernel"))
 
@@ -165,7 +165,15 @@ def _bar_text(state: dict, model_id: str) -> tuple[str, float, float] | None:
 
     frac = value / top if top else 0.0
     cells = int(round(10 * min(frac, 1.0)))
-    text = f"{plain(left)} |{'█' * cells}{' ' * (10 - cells)}| {plain(right)}".strip()
+    ltext, rtext = plain(left), plain(right)
+    layout = state.get(str(box.get("state", {}).get("layout", "")).removeprefix("IPY_MODEL_"), {})
+    if top and value >= top and layout.get("state", {}).get("visibility") == "hidden":
+        # A finished bar with leave=False (the kit's bars): tqdm sets its value and hides it, but leaves the
+        # labels as last drawn ("90%", "65/72", the time left then). Its final numbers are the value and max.
+        ltext = re.sub(r"[ \d]{3}%$", "100%", ltext)
+        count = f"{value:g}/{top:g}"
+        rtext = re.sub(r"^\S+/\S+(\s*\[.*\])?", count, rtext) if re.match(r"^\S+/\S+", rtext) else count
+    text = f"{ltext}|{'█' * cells}{' ' * (10 - cells)}| {rtext}".strip()
     return text, value, top
 
 
@@ -227,7 +235,7 @@ def scan(nb) -> list[str]:
             texts = [out.get("text", "")] if out.get("output_type") == "stream" else [out.get("data", {}).get("text/plain", "")]
             for text in texts:
                 text = "".join(text) if isinstance(text, list) else text
-                for m in re.finditer(r"(\d+)%\|", text):
+                for m in re.finditer(r"(\d+)%\s*\|", text):
                     if int(m.group(1)) < 100:
                         problems.append(f"cell {i}: progress bar at {m.group(1)}%: {text.strip().splitlines()[-1][:120]}")
                 if out.get("output_type") == "stream" and out.get("name") == "stderr":
