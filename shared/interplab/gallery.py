@@ -171,7 +171,7 @@ def _bar_text(state: dict, model_id: str) -> tuple[str, float, float] | None:
         # A finished bar with leave=False (the kit's bars): tqdm sets its value and hides it, but leaves the
         # labels as last drawn ("90%", "65/72", the time left then). Its final numbers are the value and max.
         ltext = re.sub(r"[ \d]{3}%$", "100%", ltext)
-        count = f"{value:g}/{top:g}"
+        count = "/".join(str(int(x)) if float(x).is_integer() else f"{x:g}" for x in (value, top))
         rtext = re.sub(r"^\S+/\S+(\s*\[.*\])?", count, rtext) if re.match(r"^\S+/\S+", rtext) else count
     text = f"{ltext}|{'█' * cells}{' ' * (10 - cells)}| {rtext}".strip()
     return text, value, top
